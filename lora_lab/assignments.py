@@ -15,7 +15,8 @@ import nbformat
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?^[ \t]*### END HIDDEN TESTS[^\n]*\n?",
                     re.MULTILINE | re.DOTALL)
-SOLUTION = re.compile(r"^([ \t]*)### BEGIN SOLUTION.*?^[ \t]*### END SOLUTION[^\n]*", re.MULTILINE | re.DOTALL)
+SOLUTION = re.compile(r"^([ \t]*)### BEGIN SOLUTION.*?^[ \t]*### END SOLUTION[^\n]*",
+                      re.MULTILINE | re.DOTALL)
 CODE_STUB = "{indent}# YOUR CODE HERE\n{indent}raise NotImplementedError()"
 ANSWER_STUB = "YOUR ANSWER HERE"
 MASTERS = Path(__file__).resolve().parent.parent / "notebooks"

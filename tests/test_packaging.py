@@ -1,8 +1,9 @@
 """The install files agree with each other, and the repo has the shape DESIGN.md promises."""
 
 import re
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -74,7 +74,8 @@ def compare(got, expected, rtol: float = 1e-5, atol: float = 1e-6) -> str | None
     if out is None:
         return f"expected a number or an array, got {type(got).__name__}"
     if out.shape != exp.shape:
-        hint = " — did you swap A and B, or transpose?" if out.shape == exp.shape[::-1] and exp.ndim == 2 else ""
+        swapped = exp.ndim == 2 and out.shape == exp.shape[::-1]
+        hint = " — did you swap A and B, or transpose?" if swapped else ""
         return f"expected shape {exp.shape}, got {out.shape}{hint}"
     if not np.isfinite(out).all():
         return "your answer contains NaN or inf — look for a division by zero or an uninitialised tensor"

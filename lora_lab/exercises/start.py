@@ -15,7 +15,8 @@ def check_factor_params(fn) -> CheckResult:
     cases = [Case(f"d_out={o}, d_in={i}, r={r}", (o, i, r), _reference(o, i, r)) for o, i, r in shapes]
     mistakes = [
         Mistake(lambda o, i, r: (o * i, r * r), "the factors are (d_out × r) and (r × d_in), not r × r"),
-        Mistake(lambda o, i, r: (o * i, 2 * r * i), "2·r·d only holds when d_out = d_in; count B and A separately"),
+        Mistake(lambda o, i, r: (o * i, 2 * r * i),
+                "2·r·d only holds when d_out = d_in; count B and A separately"),
         Mistake(lambda o, i, r: (o * i, r * i * o), "r · d_in · d_out is the size of B @ A, not of B and A"),
     ]
     return run_cases("factor_params", fn, cases, mistakes)

@@ -1,0 +1,137 @@
+"""Student copies: solutions stubbed, hidden tests gone, outputs cleared, and they still run."""
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from lora_lab.assignments import (
+    BEGIN,
+    END,
+    MASTERS,
+    has_solution,
+    strip_solutions,
+    student_version,
+    tag_nbgrader,
+    write_student_copies,
+)
+
+CODE = """def f(x):
+    ### BEGIN SOLUTION
+    secret_line = x * 2
+    return secret_line
+    ### END SOLUTION
+"""
+
+
+def test_strip_solutions_keeps_indentation_and_stubs():
+    out = strip_solutions(CODE)
+    assert "secret_line" not in out
+    assert "    # YOUR CODE HERE\n    raise NotImplementedError()" in out
+    compile(out, "<student>", "exec")
+
+
+def test_strip_markdown_answer_and_hidden_tests():
+    md = "Why?\n\n### BEGIN SOLUTION\nBecause B = 0.\n### END SOLUTION\n"
+    assert strip_solutions(md, markdown=True) == "Why?\n\nYOUR ANSWER HERE\n"
+    hidden = "check(f)\n### BEGIN HIDDEN TESTS\nassert f(1) == 2\n### END HIDDEN TESTS\nprint('ok')"
+    assert strip_solutions(hidden) == "check(f)\nprint('ok')"
+
+
+def _toy_notebook():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# Toy"),
+                nbformat.v4.new_code_cell(CODE),
+                nbformat.v4.new_code_cell("check_f(f)"),
+                nbformat.v4.new_code_cell("print(1)")]
+    nb.cells[3].outputs = [nbformat.v4.new_output("stream", text="1\n")]
+    return nb
+
+
+def test_tag_nbgrader_marks_solution_and_check_cells():
+    nb = _toy_notebook()
+    assert tag_nbgrader(nb, prefix="toy") == 2
+    sol, grade = nb.cells[1].metadata["nbgrader"], nb.cells[2].metadata["nbgrader"]
+    assert sol["solution"] and not sol["grade"] and not sol["locked"]
+    assert grade["grade"] and grade["locked"] and grade["points"] == 1
+    assert sol["grade_id"] != grade["grade_id"]
+    assert "nbgrader" not in nb.cells[3].metadata
+
+
+def test_student_version_does_not_touch_the_master():
+    nb = _toy_notebook()
+    student = student_version(nb)
+    assert "secret_line" in nb.cells[1].source
+    assert nb.cells[3].outputs
+    assert not student.cells[3].outputs
+    assert "secret_line" not in student.cells[1].source
+
+
+def test_write_student_copies_rejects_bad_folders(tmp_path):
+    with pytest.raises(ValueError, match="source_dir must hold .ipynb notebooks"):
+        write_student_copies(tmp_path / "out", source_dir=tmp_path)
+    with pytest.raises(ValueError, match="out_dir must differ"):
+        write_student_copies(MASTERS, source_dir=MASTERS)
+
+
+def _solution_lines(nb) -> set[str]:
+    lines = set()
+    for cell in nb.cells:
+        if has_solution(cell):
+            for region in re.findall(rf"{BEGIN}(.*?){END}", cell.source, re.DOTALL):
+                lines |= {ln.strip() for ln in region.splitlines() if len(ln.strip()) > 12}
+    return lines
+
+
+MASTER_PATHS = sorted(MASTERS.glob("*.ipynb"))
+
+
+@pytest.fixture(scope="module")
+def student_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("student")
+    write_student_copies(out)
+    return out
+
+
+@pytest.mark.parametrize("master", MASTER_PATHS, ids=[p.stem for p in MASTER_PATHS])
+def test_student_copy_is_clean(master, student_dir):
+    student = nbformat.read(student_dir / master.name, as_version=4)
+    nbformat.validate(student)
+    text = "\n".join(c.source for c in student.cells)
+    leaked = [ln for ln in _solution_lines(nbformat.read(master, as_version=4)) if ln in text]
+    assert not leaked, f"solution lines leaked into the student copy: {leaked[:3]}"
+    assert all(not c.get("outputs") for c in student.cells if c.cell_type == "code")
+
+
+@pytest.mark.parametrize("master", MASTER_PATHS, ids=[p.stem for p in MASTER_PATHS])
+def test_student_copy_runs_and_fails_only_where_unfinished(master, student_dir, monkeypatch):
+    monkeypatch.setenv("LORA_LAB_OFFLINE", "1")
+    nb = nbformat.read(student_dir / master.name, as_version=4)
+    NotebookClient(nb, timeout=900, kernel_name="python3", allow_errors=True,
+                   resources={"metadata": {"path": str(MASTERS)}}).execute()
+    master_nb = nbformat.read(master, as_version=4)
+    for cell, master_cell in zip(nb.cells, master_nb.cells, strict=True):
+        graded = cell.metadata.get("nbgrader", {}).get("grade", False)
+        for out in cell.get("outputs", []):
+            if out.output_type == "error":
+                assert out.ename == "NotImplementedError", f"{out.ename}: {out.evalue}\n{cell.source}"
+            text = out.get("text", "")
+            if text.startswith("✗") and graded:
+                assert "not done yet" in text, f"a check failed for another reason: {text}"
+            elif text.startswith("✗"):  # a mistake the master shows on purpose
+                assert any(o.get("text") == text for o in master_cell.get("outputs", [])), text
+
+
+@pytest.mark.parametrize("master", MASTER_PATHS, ids=[p.stem for p in MASTER_PATHS])
+def test_masters_carry_nbgrader_metadata(master):
+    nb = nbformat.read(master, as_version=4)
+    ids = []
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader")
+        if has_solution(cell):
+            assert meta and meta["solution"], f"untagged solution cell:\n{cell.source[:200]}"
+        if meta:
+            ids.append(meta["grade_id"])
+    assert len(ids) == len(set(ids)), "grade_id values must be unique"

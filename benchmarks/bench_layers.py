@@ -1,0 +1,91 @@
+"""LoRALinear vs PEFT vs loralib vs the frozen base (forward + backward), and merged vs nn.Linear."""
+
+from __future__ import annotations
+
+import loralib
+import torch
+from peft import LoraConfig, inject_adapter_in_model
+from torch import nn
+
+from benchmarks.common import print_table, ratio_rows, time_side_by_side
+from lora_lab.layers import LoRALinear
+
+
+class _Holder(nn.Module):
+    def __init__(self, d: int):
+        super().__init__()
+        self.proj = nn.Linear(d, d)
+
+    def forward(self, x):
+        return self.proj(x)
+
+
+def _contenders(d: int, r: int, device: str, dtype: torch.dtype) -> dict[str, nn.Module]:
+    torch.manual_seed(0)
+    base = nn.Linear(d, d).requires_grad_(False)
+    ours = LoRALinear(nn.Linear(d, d), r=r, alpha=r)
+    peft = inject_adapter_in_model(LoraConfig(r=r, lora_alpha=r, target_modules=["proj"]), _Holder(d))
+    lib = loralib.Linear(d, d, r=r, lora_alpha=r, merge_weights=False)
+    loralib.mark_only_lora_as_trainable(lib)
+    mods = {"frozen nn.Linear": base, "lora_lab LoRALinear": ours, "PEFT LoRA Linear": peft,
+            "loralib Linear": lib}
+    for m in mods.values():
+        m.to(device=device, dtype=dtype).train()
+        for name, p in m.named_parameters():
+            if "lora_B" in name:  # a trained adapter, so no path is a multiply by zero
+                nn.init.normal_(p, std=0.02)
+    return mods
+
+
+def _step(module: nn.Module, x: torch.Tensor, g: torch.Tensor):
+    def run():
+        x.grad = None
+        module(x).backward(g)
+        if x.is_cuda:
+            torch.cuda.synchronize()
+    return run
+
+
+def bench_forward_backward(d=1024, r=8, tokens=8192, device="cpu", dtype=torch.float32, rounds=15):
+    """Median forward+backward time per layer; x requires grad as inside a deeper network."""
+    x = torch.randn(tokens, d, device=device, dtype=dtype, requires_grad=True)
+    g = torch.randn(tokens, d, device=device, dtype=dtype)
+    mods = _contenders(d, r, device, dtype)
+    medians = time_side_by_side({k: _step(m, x, g) for k, m in mods.items()}, rounds=rounds)
+    peft_ratio = medians["lora_lab LoRALinear"] / medians["PEFT LoRA Linear"]
+    rows = ratio_rows(medians, "frozen nn.Linear", {"lora_lab LoRALinear": "≤ 1.10× base"})
+    rows.append(("lora_lab / PEFT", "", f"{peft_ratio:.2f}×", "≤ 0.85×"))
+    print_table(f"forward + backward, d={d}, r={r}, {tokens:,} tokens, {device}, {str(dtype)[6:]}",
+                rows, ("layer", "median ms", "vs frozen base", "goal"))
+    return medians
+
+
+def bench_merged(d=1024, r=8, tokens=8192, device="cpu", dtype=torch.float32, rounds=15):
+    """A merged LoRALinear's forward against a plain nn.Linear of the same size."""
+    torch.manual_seed(0)
+    x = torch.randn(tokens, d, device=device, dtype=dtype)
+    plain = nn.Linear(d, d).to(device=device, dtype=dtype)
+    merged = LoRALinear(nn.Linear(d, d), r=r).to(device=device, dtype=dtype)
+    merged.merge()
+
+    def fwd(m):
+        def run():
+            with torch.no_grad():
+                m(x)
+            if x.is_cuda:
+                torch.cuda.synchronize()
+        return run
+    medians = time_side_by_side({"nn.Linear": fwd(plain), "merged LoRALinear": fwd(merged)}, rounds=rounds)
+    print_table(f"inference forward, d={d}, {tokens:,} tokens, {device}",
+                ratio_rows(medians, "nn.Linear", {"merged LoRALinear": "≈ 1.00×"}),
+                ("layer", "median ms", "vs nn.Linear", "goal"))
+    return medians
+
+
+def main() -> None:
+    bench_forward_backward()
+    bench_merged()
+
+
+if __name__ == "__main__":
+    main()

@@ -90,9 +90,10 @@ def run(tiny: bool, batch: int, seqs: list[int], steps: int) -> None:
         mem = "n/a (CPU)" if device == "cpu" else None
         rows = [(k, f"{v['trainable']:,}", mem or f"{v['peak GiB']:.2f}",
                  mem or f"{v['peak GiB'] / full['peak GiB']:.2f}×",
-                 f"{v['tokens/s']:,.0f}", f"{v['tokens/s'] / full['tokens/s']:.2f}×") for k, v in results.items()]
-        print_table(f"decoder {full['total'] / 1e9:.2f}B params, batch {batch} × {seq} tokens, {device}, bf16",
-                    rows, ("run", "trainable", "peak GiB", "vs full", "tokens/s", "vs full"))
+                 f"{v['tokens/s']:,.0f}", f"{v['tokens/s'] / full['tokens/s']:.2f}×")
+                for k, v in results.items()]
+        title = f"decoder {full['total'] / 1e9:.2f}B params, batch {batch} × {seq} tokens, {device}, bf16"
+        print_table(title, rows, ("run", "trainable", "peak GiB", "vs full", "tokens/s", "vs full"))
     print("\nThe paper (§4.2): GPT-3 175B training VRAM 1.2 TB -> 350 GB with LoRA (ratio 0.29). Here the"
           " frozen weights are a larger share of a small model and activations grow with batch × seq.")
 

@@ -1,0 +1,101 @@
+"""Intrinsic dimension, measured small (Li et al. 2018).
+
+Train a model only inside a random d-dimensional subspace of its parameters: θ = θ0 + P z,
+with θ0 (D,) and P (D, d) fixed and random and only z (d,) trained. The smallest d that reaches
+90% of the accuracy of training all D parameters is the task's intrinsic dimension d_int90.
+The model is a small MLP on scikit-learn's bundled handwritten digits (no download).
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import torch.nn.functional as F
+from sklearn.datasets import load_digits
+from torch import Tensor
+
+from lora_lab._checks import check_int
+
+N_IN, N_CLASSES = 64, 10
+
+
+def digit_split(seed: int = 0) -> dict[str, tuple[Tensor, Tensor]]:
+    """The 1,797 digits shuffled and split in half: 'train' and 'test', x (n, 64) in [0, 1], y (n,)."""
+    digits = load_digits()
+    x = torch.tensor(digits.data / 16.0, dtype=torch.float32)  # (1797, 64)
+    y = torch.tensor(digits.target, dtype=torch.long)
+    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
+    half = len(y) // 2
+    return {"train": (x[order[:half]], y[order[:half]]), "test": (x[order[half:]], y[order[half:]])}
+
+
+def n_params(hidden: int) -> int:
+    """D, the parameters of the MLP 64 -> hidden -> 10 (weights and biases)."""
+    return hidden * N_IN + hidden + N_CLASSES * hidden + N_CLASSES
+
+
+def mlp(theta: Tensor, x: Tensor, hidden: int) -> Tensor:
+    """Logits of the MLP whose parameters are the flat vector θ.  Shapes: θ (D,), x (n, 64) -> (n, 10)."""
+    w1, b1, w2, b2 = torch.split(theta, (hidden * N_IN, hidden, N_CLASSES * hidden, N_CLASSES))
+    h = torch.relu(x @ w1.view(hidden, N_IN).t() + b1)  # (n, hidden)
+    return h @ w2.view(N_CLASSES, hidden).t() + b2  # (n, 10)
+
+
+@contextlib.contextmanager
+def _one_thread():
+    """These matrices are tiny: one thread is faster than two fighting over a busy CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _train(params: Tensor, loss_fn, steps: int, lr: float) -> Tensor:
+    params = params.clone().requires_grad_(True)
+    opt = torch.optim.Adam([params], lr=lr)
+    for _ in range(steps):
+        opt.zero_grad()
+        loss_fn(params).backward()
+        opt.step()
+    return params.detach()
+
+
+def accuracy(theta: Tensor, x: Tensor, y: Tensor, hidden: int) -> float:
+    """Share of correct predictions of the MLP θ on (x, y)."""
+    with torch.no_grad():
+        return float((mlp(theta, x, hidden).argmax(1) == y).float().mean())
+
+
+def train_in_subspace(d: int | None, hidden: int = 32, steps: int = 200, seed: int = 0) -> float:
+    """Test accuracy after training θ = θ0 + P z (P (D, d) random, unit columns; only z trained).
+    d=None trains all D parameters. Full-batch Adam; everything seeded by `seed`."""
+    check_int("hidden", hidden, low=1)
+    D = n_params(hidden)
+    data = digit_split(seed)
+    x, y = data["train"]
+    g = torch.Generator().manual_seed(seed)
+    theta0 = torch.randn(D, generator=g) * 0.1
+    with _one_thread():
+        if d is None:
+            theta = _train(theta0, lambda t: F.cross_entropy(mlp(t, x, hidden), y), steps, lr=0.01)
+        else:
+            d = check_int("d", d, low=1, high=D)
+            P = torch.randn(D, d, generator=g)  # (D, d)
+            P = P / P.norm(dim=0, keepdim=True)
+            z = _train(torch.zeros(d), lambda z: F.cross_entropy(mlp(theta0 + P @ z, x, hidden), y),
+                       steps, lr=0.05)
+            theta = theta0 + P @ z
+        return accuracy(theta, *data["test"], hidden)
+
+
+def intrinsic_curve(ds=(2, 5, 10, 20, 50, 100, 200, 500), hidden: int = 32, seed: int = 0) -> dict:
+    """{'d': ds, 'accuracy': test accuracy per d, 'full': training all D, 'D': D, 'd90': …}.
+    d90 is the smallest d in `ds` reaching 90% of the full accuracy (Li et al.'s d_int90)."""
+    full = train_in_subspace(None, hidden, seed=seed)
+    accs = [train_in_subspace(d, hidden, seed=seed) for d in ds]
+    reached = [d for d, a in zip(ds, accs, strict=True) if a >= 0.9 * full]
+    return {"d": list(ds), "accuracy": accs, "full": full, "D": n_params(hidden),
+            "d90": reached[0] if reached else None}

@@ -1,0 +1,50 @@
+"""The random-subspace experiment: right sizes, seeded, more directions help, bad d rejected."""
+
+import pytest
+import torch
+
+from lora_lab.intrinsic import digit_split, intrinsic_curve, mlp, n_params, train_in_subspace
+
+
+def test_split_and_mlp_shapes():
+    data = digit_split(0)
+    (x, y), (xt, _) = data["train"], data["test"]
+    assert x.shape == (898, 64) and xt.shape == (899, 64) and 0 <= x.min() and x.max() <= 1
+    assert set(y.tolist()) == set(range(10))
+    theta = torch.zeros(n_params(16))
+    assert n_params(16) == 16 * 64 + 16 + 10 * 16 + 10
+    assert mlp(theta, x[:5], 16).shape == (5, 10)
+
+
+def test_more_directions_reach_higher_accuracy_and_runs_repeat():
+    result = intrinsic_curve(ds=(2, 300), hidden=16)
+    low, high = result["accuracy"]
+    assert low < 0.5 < high <= result["full"] + 0.02
+    assert result["full"] > 0.9 and result["D"] == n_params(16)
+    assert result["d90"] in (300, None)
+    assert train_in_subspace(300, hidden=16) == high  # same seed, same answer
+
+
+def test_threads_are_restored():
+    before = torch.get_num_threads()
+    train_in_subspace(2, hidden=4, steps=2)
+    assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize(("d", "error"), [(0, ValueError), (10**6, ValueError), (2.5, TypeError)])
+def test_bad_subspace_dimension(d, error):
+    with pytest.raises(error, match="d must be an integer"):
+        train_in_subspace(d, hidden=4, steps=1)
+
+
+def test_curve_plot_marks_d90():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from lora_lab.plots.intrinsic import plot_intrinsic_curve
+
+    result = {"d": [2, 20, 200], "accuracy": [0.1, 0.5, 0.9], "full": 0.95, "D": 2410, "d90": 200}
+    fig, ax = plot_intrinsic_curve(result)
+    assert list(ax.lines[0].get_ydata()) == [0.1, 0.5, 0.9]
+    assert any("d_int90 = 200" in t.get_text() for t in ax.get_legend().get_texts())
+    matplotlib.pyplot.close(fig)

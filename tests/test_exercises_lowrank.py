@@ -56,7 +56,7 @@ def test_checkers_accept_the_reference(checker, reference, capsys):
     (check_best_rank_r, _smallest, "r smallest singular values"),
     (check_best_rank_r, _v_not_vt, "already returns Vᵀ"),
     (check_best_rank_r, lambda M, r: M, "values differ"),
-    (check_compression_ratio, lambda m, n, r: r * (m + n) / (m * n), "the inverse"),
+    (check_compression_ratio, lambda m, n, r: r * (m + n) / (m * n), "upside down"),
     (check_compression_ratio, lambda m, n, r: m * n / (2 * r * n), "only for square matrices"),
     (check_compression_ratio, lambda m, n, r: m * n / (r * (m + n + 1)), "absorbs the singular values"),
     (check_compression_ratio, lambda m, n, r: m * n / (r * r), "size of Σ_r"),

@@ -42,3 +42,9 @@ def test_planted_slider_updates_with_rank_and_noise():
     assert second.startswith("rank 5") and second != first
     noise.value = 1.0
     assert readout.value != second and _image_payload(out)
+
+
+def test_photo_slider_reuses_a_computed_svd():
+    demo = lr.LowRankImage(np.random.default_rng(1).uniform(size=(12, 9)))
+    box = photo_rank_slider(demo, r=2)
+    assert box.children[1].value == photo_readout(demo.at_rank(2))

@@ -20,7 +20,8 @@ def _svd_approx(M, r: int, smallest: bool = False) -> np.ndarray:
 
 def check_best_rank_r(fn) -> CheckResult:
     """`fn(M, r)` must return the best rank-r approximation of M (m, n) -> (m, n)."""
-    shapes = [(6, 6, 1, 0), (8, 5, 2, 1), (5, 9, 3, 2), (7, 7, 7, 3)]
+    # r >= 2 first: a rank-1 mistake is a constant multiple, which hides the hint behind "off by a factor"
+    shapes = [(8, 5, 2, 1), (6, 6, 3, 0), (5, 9, 3, 2), (6, 6, 1, 4), (7, 7, 7, 3)]
     cases = [Case(f"M {m}×{n}, r={r}", (_matrix(m, n, s), r), _svd_approx(_matrix(m, n, s), r))
              for m, n, r, s in shapes]
 
@@ -49,8 +50,8 @@ def check_compression_ratio(fn) -> CheckResult:
     shapes = [(1024, 1024, 4), (600, 512, 20), (768, 3072, 8), (12288, 12288, 4), (10, 4, 1)]
     cases = [Case(f"m={m}, n={n}, r={r}", (m, n, r), m * n / (r * (m + n))) for m, n, r in shapes]
     mistakes = [
-        Mistake(lambda m, n, r: r * (m + n) / (m * n), "that is the inverse: full matrix over factors, not "
-                                                        "factors over full matrix"),
+        Mistake(lambda m, n, r: r * (m + n) / (m * n),
+                "upside down: divide the matrix's m·n entries by the factors' r·(m + n), not the reverse"),
         Mistake(lambda m, n, r: m * n / (2 * r * n), "2·r·n holds only for square matrices; the factors are "
                                                       "(m × r) and (r × n)"),
         Mistake(lambda m, n, r: m * n / (r * (m + n + 1)),

@@ -52,9 +52,16 @@ def _fig_png(fig) -> bytes:
     return buf.getvalue()
 
 
-def photo_rank_slider(photo: np.ndarray | None = None, r: int = 20, max_rank: int = 200) -> W.VBox:
-    """A slider over r that shows the photograph's best rank-r reconstruction and its numbers."""
-    demo = LowRankImage(load_photo() if photo is None else photo)
+def photo_rank_slider(photo=None, r: int = 20, max_rank: int = 200) -> W.VBox:
+    """A slider over r that shows a photograph's best rank-r reconstruction and its numbers.
+
+    `photo`: a gray image (h, w), a `LowRankImage` whose SVD is already computed, or None for
+    Grace Hopper's portrait.
+    """
+    if isinstance(photo, LowRankImage):
+        demo = photo
+    else:
+        demo = LowRankImage(load_photo() if photo is None else photo)
     slider = W.IntSlider(value=r, min=1, max=min(max_rank, *demo.shape), description="rank r",
                          continuous_update=False)
     readout, out = W.HTML(), W.Output()

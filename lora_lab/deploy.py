@@ -9,6 +9,7 @@ matrix of the same shape. Counting operations and FLOPs gives stable numbers; wa
 
 from __future__ import annotations
 
+import copy
 import statistics
 import time
 
@@ -121,3 +122,22 @@ def time_forward(models: dict[str, nn.Module], x: Tensor, repeats: int = 50,
             if i >= warmup:
                 times[name].append(time.perf_counter() - start)
     return {name: statistics.median(t) for name, t in times.items()}
+
+
+def serving_variants(base: nn.Module, lora: nn.Module, bottleneck: int = 8) -> dict[str, nn.Module]:
+    """The five ways to serve a fine-tune of `base`, in eval mode: the base itself, `lora` (an
+    unmerged LoRA model of it), a merged copy, and untrained Adapter-L / Adapter-H copies of `base`."""
+    from lora_lab.inject import merge_lora
+
+    adapter = {"Adapter-L (mlp)": ["mlp"], "Adapter-H (attn, mlp)": ["attn", "mlp"]}
+    models = {"base": base, "LoRA, unmerged": lora, "LoRA, merged": merge_lora(copy.deepcopy(lora))}
+    models |= {k: add_bottleneck_adapters(copy.deepcopy(base), t, bottleneck) for k, t in adapter.items()}
+    return {k: m.eval() for k, m in models.items()}
+
+
+def serving_costs(models: dict[str, nn.Module], x: Tensor) -> dict[str, dict[str, int]]:
+    """Name -> {"ops", "flops", "params"} of one forward pass on `x`: the stable side of Table 1."""
+    if not models:
+        raise ValueError("models must name at least one model, got {}")
+    return {name: {"ops": count_ops(m, x), "flops": forward_flops(m, x),
+                   "params": sum(p.numel() for p in m.parameters())} for name, m in models.items()}

@@ -12,9 +12,11 @@ from lora_lab.deploy import (
     add_bottleneck_adapters,
     count_ops,
     forward_flops,
+    serving_costs,
+    serving_variants,
     time_forward,
 )
-from lora_lab.inject import add_lora, count_parameters, merge_lora
+from lora_lab.inject import add_lora, count_parameters, lora_layers, merge_lora
 
 D = 16
 
@@ -83,3 +85,24 @@ def test_bad_inputs(base, x):
         time_forward({"a": base}, x, repeats=0)
     with pytest.raises(ValueError, match="models must name at least one model"):
         time_forward({}, x)
+
+
+def test_serving_costs_rows(base, x):
+    costs = serving_costs({"base": base}, x)
+    assert costs["base"] == {"ops": count_ops(base, x), "flops": forward_flops(base, x),
+                             "params": sum(p.numel() for p in base.parameters())}
+    with pytest.raises(ValueError, match="models must name at least one model"):
+        serving_costs({}, x)
+
+
+def test_serving_variants_leave_base_and_lora_unchanged(base, x):
+    lora = add_lora(copy.deepcopy(base), ["q_proj"], r=2)
+    before = lora(x)
+    models = serving_variants(base, lora, bottleneck=2)
+    assert list(models) == ["base", "LoRA, unmerged", "LoRA, merged", "Adapter-L (mlp)",
+                            "Adapter-H (attn, mlp)"]
+    assert models["base"] is base and models["LoRA, unmerged"] is lora
+    assert not any(layer.merged for layer in lora_layers(lora).values())
+    assert torch.equal(models["LoRA, unmerged"](x), before)
+    torch.testing.assert_close(models["LoRA, merged"](x), before, rtol=1e-5, atol=1e-6)
+    assert not any(isinstance(m, BottleneckAdapter) for m in base.modules())

@@ -11,7 +11,7 @@ def _square(x):
     return np.asarray(x) ** 2
 
 
-CASES = [Case("x=2", (2.0,), 4.0), Case("x=[1,2]", ([1.0, 2.0],), np.array([1.0, 4.0]))]
+CASES = [Case("x=[1,2]", ([1.0, 2.0],), np.array([1.0, 4.0])), Case("x=2", (2.0,), 4.0)]
 
 
 def test_reference_passes(capsys):
@@ -30,7 +30,7 @@ def _stub(x):
     (lambda x: "four", "expected a number or an array, got str"),
     (lambda x: np.asarray(x) * np.nan, "NaN"),
     (lambda x: 2 * np.asarray(x) ** 2, "off by a factor 2"),
-    (lambda x: np.zeros((2, 2)), "expected shape ()"),
+    (lambda x: np.zeros((2, 2)), "expected shape (2,)"),
     (42, "expected a function"),
 ])
 def test_mistakes_become_messages(fn, expected, capsys):
@@ -44,6 +44,12 @@ def test_known_mistake_adds_its_hint():
     mistakes = [Mistake(lambda x: np.asarray(x) + 1, "you added instead of squaring")]
     result = run_cases("square", lambda x: np.asarray(x) + 1, CASES, mistakes, show=False)
     assert "you added instead of squaring" in result.message
+
+
+def test_a_wrong_single_number_is_not_called_a_scaling_error():
+    message = check_value("n", 8, 4, show=False).message
+    assert "expected 4, got 8" in message
+    assert "factor" not in message
 
 
 def test_transposed_shape_hint():

@@ -81,7 +81,7 @@ def compare(got, expected, rtol: float = 1e-5, atol: float = 1e-6) -> str | None
         return "your answer contains NaN or inf — look for a division by zero or an uninitialised tensor"
     if _close(out, exp, rtol, atol):
         return None
-    ratio = _constant_ratio(out, exp)
+    ratio = _constant_ratio(out, exp) if exp.size > 1 else None  # any two numbers have a ratio
     if ratio is not None:
         return f"off by a factor {ratio:.4g} — is a scaling (such as α/r) missing or applied twice?"
     if exp.size == 1:

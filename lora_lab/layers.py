@@ -16,41 +16,47 @@ INITS = ("kaiming", "gaussian")
 
 
 class _LoRAMatmul(torch.autograd.Function):
-    """base(x) + s · (x Aᵀ) Bᵀ with the LoRA term accumulated into the base GEMM's output.
+    """x W0ᵀ + b + s · (xd Aᵀ) Bᵀ, the LoRA term accumulated into the base GEMM's output.
 
     Unfused code (PEFT, loralib) makes extra passes over the (tokens, d_out) output: one to scale,
-    one to add, and again in the backward pass. Here `addmm_` adds s·(xAᵀ)Bᵀ inside the GEMM
-    (beta=1), and the backward reuses g·B for both grad_x and grad_A. The maths is unchanged.
-    Shapes: x (N, d_in), W (d_out, d_in), bias (d_out,) or None, A (r, d_in), B (d_out, r).
+    one to add, and again in the backward pass. Here `addmm_` adds s·(xd Aᵀ)Bᵀ inside the GEMM
+    (beta=1), and the backward reuses g·B for both grad_xd and grad_A. The maths is unchanged.
+    `xd` is dropout(x), or None when the LoRA path sees x itself (then grad_x is fused too).
+    Shapes: x, xd (N, d_in), W (d_out, d_in), bias (d_out,) or None, A (r, d_in), B (d_out, r).
     """
 
     @staticmethod
-    def forward(ctx, x, weight, bias, A, B, scaling):
-        xa = x @ A.t()  # (N, r)
+    def forward(ctx, x, xd, weight, bias, A, B, scaling):
+        xl = x if xd is None else xd  # what the LoRA path reads
+        xa = xl @ A.t()  # (N, r)
         out = torch.addmm(bias, x, weight.t()) if bias is not None else x @ weight.t()
         out.addmm_(xa, B.t(), alpha=scaling)  # (N, d_out), in place: no extra pass
-        ctx.save_for_backward(x, weight, A, B, xa)
-        ctx.scaling, ctx.has_bias = scaling, bias is not None
+        ctx.save_for_backward(x if ctx.needs_input_grad[2] else None, weight, xl, A, B, xa)
+        ctx.scaling, ctx.fused_x = scaling, xd is None
         return out
 
     @staticmethod
     def backward(ctx, g):
-        x, weight, A, B, xa = ctx.saved_tensors
+        x, weight, xl, A, B, xa = ctx.saved_tensors
         s = ctx.scaling
-        need_x, need_w, need_b, need_a, need_bb = ctx.needs_input_grad[:5]
-        gB = g @ B  # (N, r): shared by grad_x and grad_A
-        grad_x = grad_w = grad_bias = grad_a = grad_bb = None
+        need_x, need_xd, need_w, need_b, need_a, need_bb = ctx.needs_input_grad[:6]
+        grads = [None] * 7
+        gB = g @ B if (need_x or need_xd or need_a) else None  # (N, r): shared by grad_x and grad_A
         if need_x:
-            grad_x = (g @ weight).addmm_(gB, A, alpha=s)  # (N, d_in)
+            grads[0] = g @ weight  # (N, d_in)
+            if ctx.fused_x:
+                grads[0].addmm_(gB, A, alpha=s)  # the LoRA path's share, in place
+        if need_xd:
+            grads[1] = (gB @ A).mul_(s)  # (N, d_in); autograd carries it back through dropout
         if need_w:  # only when someone unfroze the base on purpose
-            grad_w = g.t() @ x
-        if need_b and ctx.has_bias:
-            grad_bias = g.sum(0)
+            grads[2] = g.t() @ x  # (d_out, d_in)
+        if need_b:
+            grads[3] = g.sum(0)  # (d_out,)
         if need_a:
-            grad_a = (gB.t() @ x).mul_(s)  # (r, d_in)
+            grads[4] = (gB.t() @ xl).mul_(s)  # (r, d_in)
         if need_bb:
-            grad_bb = (xa.t() @ g).t().mul_(s)  # (d_out, r); this order is ~5x faster than gᵀ·xa
-        return grad_x, grad_w, grad_bias, grad_a, grad_bb, None
+            grads[5] = (xa.t() @ g).t().mul_(s)  # (d_out, r); this order is ~5x faster than gᵀ·xa
+        return tuple(grads)
 
 
 class LoRALinear(nn.Module):
@@ -59,28 +65,32 @@ class LoRALinear(nn.Module):
     h = base(x) + scaling · B (A · dropout(x)), scaling = alpha / r (or alpha / √r with rslora).
     A starts random ("kaiming": uniform with a=√5, as loralib and PEFT; "gaussian": N(0, 1/r²),
     PEFT's "gaussian"), B starts at zero, so the layer starts equal to its base.
+    Dropout acts on the LoRA path only. The product B @ A is never formed in `forward`.
     Shapes: x (..., d_in) -> (..., d_out); lora_A (r, d_in); lora_B (d_out, r).
     """
 
     def __init__(self, base: nn.Linear, r: int = 8, alpha: float = 8.0, dropout: float = 0.0,
                  init: str = "kaiming", rslora: bool = False):
         super().__init__()
-        if not isinstance(base, nn.Linear):
-            raise TypeError(f"base must be an nn.Linear, got {type(base).__name__}")
         if isinstance(base, LoRALinear):
             raise TypeError("base is already a LoRALinear: wrap the plain nn.Linear once")
+        if not isinstance(base, nn.Linear):
+            raise TypeError(f"base must be an nn.Linear, got {type(base).__name__}")
+        if not base.weight.is_floating_point():
+            raise TypeError(f"base.weight must be a floating-point tensor, got {base.weight.dtype}")
         self.r = check_rank(r, base.in_features, base.out_features)
         self.alpha = check_positive("alpha", alpha)
+        p = check_probability("dropout", dropout)
         self.init = check_choice("init", init, INITS)
         self.rslora = bool(rslora)
         self.scaling = self.alpha / (math.sqrt(self.r) if self.rslora else self.r)
         self.base = base
-        for p in base.parameters():
-            p.requires_grad_(False)
+        for param in base.parameters():
+            param.requires_grad_(False)
         w = base.weight
         self.lora_A = nn.Parameter(torch.empty(self.r, base.in_features, dtype=w.dtype, device=w.device))
         self.lora_B = nn.Parameter(torch.zeros(base.out_features, self.r, dtype=w.dtype, device=w.device))
-        self.dropout = nn.Dropout(check_probability("dropout", dropout)) if dropout else nn.Identity()
+        self.dropout = nn.Dropout(p) if p > 0 else nn.Identity()
         self.merged = False
         self.reset_lora_parameters()
 
@@ -102,30 +112,48 @@ class LoRALinear(nn.Module):
             self.lora_B.zero_()
 
     def delta_weight(self) -> Tensor:
-        """ΔW = scaling · B @ A.  Shape: (d_out, d_in)."""
+        """ΔW = scaling · B @ A, in the parameters' dtype.  Shape: (d_out, d_in)."""
         return (self.lora_B @ self.lora_A) * self.scaling
 
+    def _check_input(self, x) -> None:
+        if not isinstance(x, Tensor):
+            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        if x.dim() == 0 or x.shape[-1] != self.in_features:
+            raise ValueError(f"x must have shape (..., d_in={self.in_features}), got {tuple(x.shape)}")
+        dtype = self.base.weight.dtype
+        if x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
+            raise TypeError(f"x must have the layer's dtype {dtype}, got {x.dtype} "
+                            f"(convert one of them with .to(...))")
+
     def forward(self, x: Tensor) -> Tensor:
-        if self.merged:
+        """h = base(x) + scaling · B A dropout(x).  Shapes: x (..., d_in) -> (..., d_out)."""
+        self._check_input(x)
+        if self.merged:  # W0 already holds ΔW: the plain base layer, no gradient reaches A and B
             return self.base(x)
-        if x.shape[-1] != self.in_features:
-            raise ValueError(f"x must have last dimension d_in={self.in_features}, got shape {tuple(x.shape)}")
-        if isinstance(self.dropout, nn.Dropout) and self.training:
-            # dropout on the LoRA path only; x -> A -> B, never the (d_out, d_in) product B @ A
-            lora = (self.dropout(x) @ self.lora_A.t()) @ self.lora_B.t()  # (..., d_out)
+        xd = self.dropout(x) if self.training and isinstance(self.dropout, nn.Dropout) else None
+        if torch.is_autocast_enabled(x.device.type):  # let autocast pick each matmul's dtype
+            lora = ((x if xd is None else xd) @ self.lora_A.t()) @ self.lora_B.t()  # (..., d_out)
             return self.base(x) + lora * self.scaling
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features)  # (N, d_in)
-        out = _LoRAMatmul.apply(x2, self.base.weight, self.base.bias, self.lora_A, self.lora_B,
-                                self.scaling)
+        xd2 = None if xd is None else xd.reshape(-1, self.in_features)  # (N, d_in)
+        out = _LoRAMatmul.apply(x2, xd2, self.base.weight, self.base.bias, self.lora_A,
+                                self.lora_B, self.scaling)
         return out.reshape(*lead, self.out_features)  # (..., d_out)
+
+    def _shifted_weight(self, sign: float) -> Tensor:
+        """W0 ± ΔW, summed in float32 (at least) and rounded once to W0's dtype."""
+        w = self.base.weight
+        acc = torch.promote_types(w.dtype, torch.float32)
+        delta = (self.lora_B.to(acc) @ self.lora_A.to(acc)) * self.scaling  # (d_out, d_in)
+        return (w.to(acc) + sign * delta).to(w.dtype)
 
     @torch.no_grad()
     def merge(self) -> None:
         """W0 += ΔW, for inference with no added latency. Merging twice is an error."""
         if self.merged:
             raise RuntimeError("this LoRALinear is already merged; call unmerge() first")
-        self.base.weight += self.delta_weight().to(self.base.weight.dtype)
+        self.base.weight.copy_(self._shifted_weight(+1.0))
         self.merged = True
 
     @torch.no_grad()
@@ -133,7 +161,7 @@ class LoRALinear(nn.Module):
         """W0 -= ΔW: back to the frozen base plus a separate LoRA path."""
         if not self.merged:
             raise RuntimeError("this LoRALinear is not merged; nothing to unmerge")
-        self.base.weight -= self.delta_weight().to(self.base.weight.dtype)
+        self.base.weight.copy_(self._shifted_weight(-1.0))
         self.merged = False
 
     def extra_repr(self) -> str:

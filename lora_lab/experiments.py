@@ -24,7 +24,8 @@ from lora_lab.train import History, fit
 
 METHODS = ("head", "full", "lora", "subspace")
 #: Learning rates, one per method, chosen once on seed 0 (the paper tunes them per method too).
-LR = {"head": 1e-2, "full": 2e-3, "lora": 1e-2, "subspace": 2e-2}
+#: The new head always trains at LR["head"]; a method's rate applies to the rest.
+LR = {"head": 1e-2, "full": 2e-3, "lora": 1e-2, "subspace": 5e-3}
 EPOCHS = 5
 ALPHA = 8.0  # fixed for every rank, as the paper does ("set α to the first r we try", §4.1)
 
@@ -115,7 +116,7 @@ def run(spec: RunSpec | None = None, **changes) -> Run:
             task = task.subset(spec.fraction, seed=0)
         model = prepare(base_model(), spec)
         history = fit(model, task, epochs=spec.total_epochs, lr=spec.learning_rate, seed=spec.seed,
-                      cosine=True)
+                      cosine=True, lr_by_name={"head.": LR["head"]})
         _RUNS[spec] = Run(spec, model.eval(), history)
     return _RUNS[spec]
 
@@ -185,3 +186,22 @@ def base_is_recorded() -> bool:
     """True when the base checkpoint in use is the committed one (its SHA-256 matches)."""
     return file_sha256(checkpoint_path()) == BASE_SHA256
 
+
+
+# ---- what notebook 07 reads from a run ---------------------------------------------------------
+
+SUBSPACE_RANKS, SUBSPACE_SEEDS = (4, 8, 64), (0, 1)
+
+
+def subspace_runs(ranks=SUBSPACE_RANKS, seeds=SUBSPACE_SEEDS) -> dict[tuple[int, int], Run]:
+    """(r, seed) -> the LoRA run on Wq, Wv of notebook 06's rank ablation, from the cache or trained."""
+    return {(r, s): cached_run(method="lora", r=r, seed=s) for r in ranks for s in seeds}
+
+
+def adapter_matrices(run_: Run, layer: int, matrix: str) -> dict:
+    """A (r, d_in), B (d_out, r), ΔW and the frozen W0 (d_out, d_in) of one adapted projection,
+    e.g. `adapter_matrices(run, 1, "q_proj")`, as float64 NumPy arrays."""
+    module = run_.model.blocks[check_int("layer", layer, low=0, high=len(run_.model.blocks) - 1)].attn
+    lora = getattr(module, check_choice("matrix", matrix, run_.spec.targets))
+    tensors = {"A": lora.lora_A, "B": lora.lora_B, "delta_W": lora.delta_weight(), "W": lora.base.weight}
+    return {name: t.detach().double().numpy() for name, t in tensors.items()}

@@ -8,6 +8,7 @@ fixed number of threads, so the same call gives bit-identical losses on the same
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from dataclasses import dataclass, field
 
@@ -27,7 +28,7 @@ class History:
     test_accuracy: list = field(default_factory=list)   # after each epoch
     trainable: int = 0                                  # trainable parameters
     optimizer_state_bytes: int = 0                      # Adam's moment buffers
-    seconds_per_step: float = float("nan")              # wall clock: noisy, never in a test
+    seconds_per_step: float = float("nan")              # median wall clock: noisy, never in a test
 
     @property
     def accuracy(self) -> float:
@@ -68,26 +69,38 @@ def _cosine(step: int, total: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
 
 
+def _optimizer(model: nn.Module, lr: float, weight_decay: float,
+               lr_by_name: dict[str, float] | None) -> torch.optim.AdamW:
+    """AdamW over the trainable parameters, one group per learning rate."""
+    groups: dict[float, list] = {}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            rates = [v for k, v in (lr_by_name or {}).items() if k in name]
+            groups.setdefault(check_positive("lr", rates[0] if rates else lr), []).append(p)
+    if not groups:
+        raise ValueError("model has no trainable parameters: unfreeze something before fit()")
+    return torch.optim.AdamW([{"params": ps, "lr": r} for r, ps in groups.items()],
+                             weight_decay=weight_decay)
+
+
 def fit(model: nn.Module, task, epochs: int = 10, lr: float = 1e-3, batch_size: int = 32,
-        seed: int = 0, weight_decay: float = 0.0, cosine: bool = False) -> History:
+        seed: int = 0, weight_decay: float = 0.0, cosine: bool = False,
+        lr_by_name: dict[str, float] | None = None) -> History:
     """Train the parameters of `model` that require grad with AdamW on `task`; return the History.
 
-    `cosine` decays the learning rate from `lr` to 0 along a half cosine (else it stays constant).
-
-    `task` has x_train, y_train, x_test, y_test (see `lora_lab.data.Task`).
+    `task` has x_train, y_train, x_test, y_test (see `lora_lab.data.Task`). `cosine` decays every
+    learning rate to 0 along a half cosine; `lr_by_name` gives parameters whose name contains a
+    key that key's rate (e.g. {"head.": 1e-2}).
     """
     epochs, batch_size = check_int("epochs", epochs, low=1), check_int("batch_size", batch_size, low=1)
     make_deterministic(seed)
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError("model has no trainable parameters: unfreeze something before fit()")
-    opt = torch.optim.AdamW(params, lr=check_positive("lr", lr), weight_decay=weight_decay)
-    gen = torch.Generator().manual_seed(seed)
-    total = epochs * len(_batches(len(task.x_train), batch_size, torch.Generator()))
+    opt = _optimizer(model, lr, weight_decay, lr_by_name)
+    total = epochs * math.ceil(len(task.x_train) / batch_size)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: _cosine(t, total) if cosine else 1.0)
-    history = History(trainable=sum(p.numel() for p in params))
+    gen = torch.Generator().manual_seed(seed)
+    history = History(trainable=sum(p.numel() for g in opt.param_groups for p in g["params"]))
+    seconds = []
     model.train()
-    seconds, steps = 0.0, 0
     for _ in range(epochs):
         for idx in _batches(len(task.x_train), batch_size, gen):
             start = time.perf_counter()
@@ -97,8 +110,8 @@ def fit(model: nn.Module, task, epochs: int = 10, lr: float = 1e-3, batch_size: 
             opt.step()
             sched.step()
             history.losses.append(loss.item())
-            seconds, steps = seconds + time.perf_counter() - start, steps + 1
+            seconds.append(time.perf_counter() - start)
         history.test_accuracy.append(accuracy(model, task.x_test, task.y_test))
-    history.seconds_per_step = seconds / steps
+    history.seconds_per_step = statistics.median(seconds)  # the median ignores warm-up steps
     history.optimizer_state_bytes = optimizer_state_bytes(opt)
     return history

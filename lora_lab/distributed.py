@@ -1,62 +1,30 @@
 """Data-parallel fine-tuning on PyTorch's own engine: DDP over gloo on CPU, gradient bytes counted.
 
 `launch(world_size=2, method="lora")` starts `world_size` processes on 127.0.0.1 (one per rank,
-`torch.multiprocessing`); each builds the experiments' model (`experiments.prepare`), wraps it in
-`DistributedDataParallel` and trains on its shard of every global batch. A communication hook
-wraps DDP's default all-reduce and counts the bytes of every gradient bucket it sends, so the
+`torch.multiprocessing`); each runs `lora_lab.ddp.worker`: the experiments' model wrapped in
+`DistributedDataParallel`, trained on its shard of every global batch, with a communication hook
+that wraps DDP's default all-reduce and counts the bytes of every gradient bucket it sends, so the
 traffic per step is measured, not computed. At the end the ranks compare their trainable tensors
 (they must be identical: that is what data parallelism promises) and the launcher returns a
 `DistResult`. Failures stop every rank; no process is left running.
 """
 
-# No `from __future__ import annotations`: DDP reads the hook's annotations at run time and
-# wants the real objects (dist.GradBucket, Future[Tensor]), not strings.
-import os
+from __future__ import annotations
+
 import socket
 import statistics
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
-from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook, fp16_compress_hook
-from torch.nn.parallel import DistributedDataParallel
 
 from lora_lab._checks import check_choice, check_int, check_positive
+from lora_lab.ddp import COMPRESS, HOST, ByteCounter, counting_hook, worker  # noqa: F401 (re-exported)
 
 METHODS = ("full", "lora", "head")
-COMPRESS = {"none": None, "fp16": torch.float16}  # what the hook sends: the bucket as is, or fp16
-HOST = "127.0.0.1"  # loopback only: nothing here ever leaves the machine
-
-
-@dataclass
-class ByteCounter:
-    """The comm hook's state: its process group and what it sent during the current step."""
-
-    process_group: object = None
-    wire_dtype: torch.dtype | None = None  # None: the gradients' own dtype
-    bytes: int = 0
-    buckets: list = field(default_factory=list)  # elements per bucket, in the order sent
-
-    def take(self) -> tuple[int, list]:
-        """(bytes, bucket sizes) of the step that just ended; reset for the next one."""
-        out = (self.bytes, self.buckets)
-        self.bytes, self.buckets = 0, []
-        return out
-
-
-def counting_hook(state: ByteCounter, bucket: dist.GradBucket) -> torch.futures.Future[torch.Tensor]:
-    """DDP's default all-reduce (or its fp16-compressed twin), counting the bucket's bytes first."""
-    grads = bucket.buffer()  # (n,) every gradient in this bucket, flattened
-    width = grads.element_size() if state.wire_dtype is None else state.wire_dtype.itemsize
-    state.bytes += grads.numel() * width
-    state.buckets.append(grads.numel())
-    hook = allreduce_hook if state.wire_dtype is None else fp16_compress_hook
-    return hook(state.process_group, bucket)
 
 
 @dataclass
@@ -75,19 +43,25 @@ class DistResult:
     seconds_per_step: list      # wall clock, rank 0: noisy, never in a test
     accuracy: float             # rank 0's model on the task's test set
     states: list = field(repr=False)  # one dict name -> tensor of trainable parameters per rank
+    first_step_state: dict = field(repr=False, default_factory=dict)  # rank 0's, after step 1
     gathered_difference: float = 0.0  # max |difference| the ranks found with all_gather
 
     @property
     def max_rank_difference(self) -> float:
         """Largest |difference| between rank 0's trainable tensors and any other rank's."""
-        first = self.states[0]
-        return max((float((s[k] - first[k]).abs().max()) for s in self.states[1:] for k in first),
-                   default=0.0)
+        return max((max_difference(self.states[0], other) for other in self.states[1:]), default=0.0)
 
     @property
     def identical(self) -> bool:
         """True when every rank ends with bit-identical trainable tensors."""
         return self.max_rank_difference == 0.0 and self.gathered_difference == 0.0
+
+
+def max_difference(a: dict, b: dict) -> float:
+    """Largest |a[k] - b[k]| over two dicts of tensors with the same names and shapes."""
+    if a.keys() != b.keys():
+        raise ValueError(f"the two states name different tensors: {sorted(a.keys() ^ b.keys())}")
+    return max((float((a[k] - b[k]).abs().max()) for k in a), default=0.0)
 
 
 # ---- checks before anything starts -------------------------------------------------------------
@@ -119,76 +93,6 @@ def check_port(port) -> int:
 
 
 # ---- one rank ----------------------------------------------------------------------------------
-
-def _batches(n: int, global_batch: int, rank: int, world_size: int, seed: int):
-    """Endless index batches for `rank`: every rank shuffles alike (same seed), then takes its
-    interleaved share of each global batch, as DistributedSampler does.  Yields (global_batch / N,)."""
-    epoch = 0
-    while True:
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed + epoch))
-        for start in range(0, n - global_batch + 1, global_batch):  # full global batches only
-            yield order[start:start + global_batch][rank::world_size]
-        epoch += 1
-
-
-def _train(rank: int, cfg: dict, method: str) -> dict:
-    """Train this rank's DDP replica of `method` for cfg['steps'] steps; return what it measured."""
-    from lora_lab.data import load_task
-    from lora_lab.experiments import RunSpec, prepare
-    from lora_lab.models import base_model
-    from lora_lab.train import accuracy, make_deterministic
-
-    make_deterministic(cfg["seed"])
-    torch.set_num_threads(1)  # one thread per rank: ranks share the cores, and sums stay in one order
-    spec = RunSpec(method=method, r=cfg["r"], seed=cfg["seed"])
-    model = prepare(base_model(), spec)
-    ddp = DistributedDataParallel(model, broadcast_buffers=False)  # broadcasts rank 0's weights once
-    counter = ByteCounter(wire_dtype=COMPRESS[cfg["compress"]])
-    ddp.register_comm_hook(counter, counting_hook)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=spec.learning_rate)
-    task = load_task(spec.task)
-    batches = _batches(len(task.x_train), cfg["global_batch"], rank, cfg["world_size"], cfg["seed"])
-    out = {"bytes_per_step": [], "seconds_per_step": [], "buckets": []}
-    for _ in range(cfg["steps"]):
-        idx = next(batches)
-        start = time.perf_counter()
-        loss = F.cross_entropy(ddp(task.x_train[idx]), task.y_train[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()  # the hook all-reduces each bucket as soon as its gradients are ready
-        opt.step()
-        out["seconds_per_step"].append(time.perf_counter() - start)
-        sent, out["buckets"] = counter.take()
-        out["bytes_per_step"].append(sent)
-    width = params[0].element_size() if counter.wire_dtype is None else counter.wire_dtype.itemsize
-    return {**out, "accuracy": accuracy(model, task.x_test, task.y_test), "bytes_per_element": width,
-            "state": {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad},
-            "gathered_difference": _gathered_difference(params, cfg["world_size"]),
-            "trainable": sum(p.numel() for p in params), "total": sum(p.numel() for p in model.parameters())}
-
-
-def _gathered_difference(params: list, world_size: int) -> float:
-    """Max |difference| between this rank's flattened trainable tensors and every other rank's."""
-    mine = torch.cat([p.detach().reshape(-1) for p in params])  # (trainable,)
-    everyone = [torch.empty_like(mine) for _ in range(world_size)]
-    dist.all_gather(everyone, mine)
-    return max(float((other - mine).abs().max()) for other in everyone)
-
-
-def _worker(rank: int, cfg: dict, out_dir: str) -> None:
-    """The function each spawned process runs: join the group, train, save, always leave it."""
-    log = os.open(os.path.join(out_dir, f"rank{rank}.log"), os.O_WRONLY | os.O_CREAT)
-    os.dup2(log, 1), os.dup2(log, 2)  # gloo's chatter goes to a file, not into a notebook cell
-    dist.init_process_group("gloo", init_method=f"tcp://{HOST}:{cfg['port']}", rank=rank,
-                            world_size=cfg["world_size"], timeout=timedelta(seconds=cfg["timeout_s"]))
-    try:
-        if rank == cfg["fail_rank"]:
-            raise RuntimeError(f"rank {rank} failed on purpose (fail_rank={rank})")
-        for method in cfg["methods"]:  # one process group, the methods one after the other
-            torch.save(_train(rank, cfg, method), os.path.join(out_dir, f"{method}.rank{rank}.pt"))
-    finally:
-        dist.destroy_process_group()
-
 
 # ---- the launcher ------------------------------------------------------------------------------
 
@@ -239,7 +143,7 @@ def _run_processes(world_size: int, cfg: dict, out_dir: str) -> None:
     import torch.multiprocessing as mp
     from torch.multiprocessing.spawn import ProcessException
 
-    context = mp.start_processes(_worker, args=(cfg, out_dir), nprocs=world_size, join=False,
+    context = mp.start_processes(worker, args=(cfg, out_dir), nprocs=world_size, join=False,
                                  start_method="spawn")
     deadline = time.monotonic() + cfg["timeout_s"]
     try:
@@ -276,7 +180,7 @@ def _result(cfg: dict, method: str, reports: list) -> DistResult:
     return DistResult(method, cfg["r"], cfg["world_size"], cfg["steps"], first["trainable"], first["total"],
                       first["bytes_per_element"], first["bytes_per_step"], first["buckets"],
                       first["seconds_per_step"], first["accuracy"], [rep["state"] for rep in reports],
-                      max(rep["gathered_difference"] for rep in reports))
+                      first["first_step_state"], max(rep["gathered_difference"] for rep in reports))
 
 
 # ---- the table and the command line ------------------------------------------------------------

@@ -2,8 +2,8 @@
 
 Sizes are in bytes, decimal units as in `lora_lab.budget`. `n_frozen` and `n_trainable` count
 parameters; "per rank" means per process (one GPU each). The communication volumes follow the
-ZeRO paper (Rajbhandari et al. 2020, §7): a ring all-reduce sends 2(N−1)/N of the payload per
-rank; an all-gather or a reduce-scatter sends (N−1)/N of it.
+ZeRO paper (Rajbhandari et al. 2020, arXiv 1910.02054, §7): a ring all-reduce sends 2(N−1)/N of
+the payload per rank; an all-gather or a reduce-scatter sends (N−1)/N of it.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def traffic_per_rank(n_frozen: int, n_trainable: int, world_size: int, strategy:
                      dtype="bf16") -> float:
     """Bytes each rank sends per step. DDP: all-reduce the trainable gradients. FSDP (ZeRO-3):
     all-gather every parameter, frozen ones too, for the forward and again for the backward,
-    then reduce-scatter the trainable gradients (3Ψ for full fine-tuning, ZeRO §7.2.2)."""
+    then reduce-scatter the trainable gradients (3Ψ for full fine-tuning: ZeRO §7, "1.5×" DDP's 2Ψ)."""
     n_frozen, n_trainable = _counts(n_frozen, n_trainable)
     n, width = check_int("world_size", world_size, low=1), bytes_per(dtype, "dtype")
     share = (n - 1) / n
@@ -57,7 +57,7 @@ def memory_per_rank(n_frozen: int, n_trainable: int, world_size: int, stage: int
                     optimizer_bytes: int = 12) -> dict:
     """Training memory per rank with ZeRO stage 0 (DDP), 1 (shard optimizer states), 2 (and
     gradients) or 3 (and weights, = FSDP): bf16 weights and gradients, `optimizer_bytes` per
-    trained parameter (12: fp32 master copy + Adam m, v, ZeRO's K). Activations not counted."""
+    trained parameter (12: fp32 master copy + Adam m, v: ZeRO's K, Figure 1). No activations."""
     n_frozen, n_trainable = _counts(n_frozen, n_trainable)
     n, stage = check_int("world_size", world_size, low=1), check_int("stage", stage, low=0, high=3)
     opt = check_int("optimizer_bytes", optimizer_bytes, low=0)

@@ -12,13 +12,13 @@ import torch
 
 from lora_lab import distributed
 from lora_lab.distributed import (
-    ByteCounter,
     check_port,
     format_table,
     format_timings,
     free_port,
     launch,
     launch_all,
+    max_difference,
     per_step,
 )
 from lora_lab.experiments import RunSpec, prepare
@@ -98,7 +98,24 @@ def test_one_rank_equals_two_ranks_with_the_same_global_batch(two_ranks, one_ran
     """DDP averages the ranks' gradients, so 2 × 4 images train like 1 × 8 (up to rounding)."""
     for name, tensor in one_rank_lora.states[0].items():
         torch.testing.assert_close(tensor, two_ranks["lora"].states[0][name], rtol=1e-4, atol=1e-5)
+    assert max_difference(one_rank_lora.first_step_state, two_ranks["lora"].first_step_state) < 1e-6
     assert one_rank_lora.bytes_per_step == two_ranks["lora"].bytes_per_step
+
+
+def test_first_step_state_is_taken_after_one_step(two_ranks):
+    """B starts at zero: after one step it has moved, and it differs from the final state."""
+    res = two_ranks["lora"]
+    assert res.first_step_state.keys() == res.states[0].keys()
+    b = "blocks.0.attn.q_proj.lora_B"
+    assert res.first_step_state[b].abs().max() > 0
+    assert max_difference(res.first_step_state, res.states[0]) > 0
+
+
+def test_max_difference():
+    a, b = {"x": torch.zeros(2)}, {"x": torch.tensor([0.0, -0.5])}
+    assert max_difference(a, b) == 0.5 and max_difference(a, a) == 0.0
+    with pytest.raises(ValueError, match=r"name different tensors: \['y'\]"):
+        max_difference(a, {"x": torch.zeros(2), "y": torch.zeros(1)})
 
 
 def test_fp16_compression_halves_the_bytes(one_rank_lora):
@@ -120,13 +137,7 @@ def test_a_failing_rank_stops_every_process():
     assert multiprocessing.active_children() == []
 
 
-# ---- the hook on its own -------------------------------------------------------------------------
-
-def test_byte_counter_take_resets():
-    counter = ByteCounter(bytes=12, buckets=[3])
-    assert counter.take() == (12, [3])
-    assert counter.take() == (0, [])
-
+# ---- helpers -------------------------------------------------------------------------
 
 def test_per_step_refuses_changing_values():
     assert per_step([8, 8]) == 8

@@ -52,7 +52,7 @@ def test_one_rank_sends_nothing():
 
 @pytest.mark.parametrize("stage", [0, 1, 2, 3])
 def test_memory_stages_match_zero_formulas(stage):
-    """ZeRO §5 (K=12): (2+2+K)Ψ, 4Ψ+KΨ/N, 2Ψ+(2+K)Ψ/N, (2+2+K)Ψ/N."""
+    """ZeRO Figure 1 (K=12): (2+2+K)Ψ, 4Ψ+KΨ/N, 2Ψ+(2+K)Ψ/N, (2+2+K)Ψ/N."""
     psi, n = 1000, 4
     expected = [16 * psi, 4 * psi + 12 * psi / n, 2 * psi + 14 * psi / n, 16 * psi / n][stage]
     assert memory_per_rank(0, psi, n, stage)["total"] == pytest.approx(expected)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from lab_server import shutdown_kernels, start_server, stop_server
+from slider_driver import TIMEOUT
 from slider_notebooks import NOTEBOOKS, REPO, copy_without_outputs, self_check_notebook, slider_notebooks
 
 ARTIFACTS = REPO / "test-artifacts" / "browser"
@@ -21,9 +22,6 @@ REQUIRE = "LORA_LAB_REQUIRE_BROWSER"
 # (no sandbox as root in a container, no GPU, and nothing that reaches for the network)
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-# generous (the CPU may be shared) but bounded waits, in seconds
-TIMEOUT = float(os.environ.get("LORA_LAB_BROWSER_TIMEOUT", "180"))
-RUN_ALL_TIMEOUT = 4 * TIMEOUT
 # the generated self-check notebooks, served next to the copies of the course's notebooks
 SELF_CHECKS = {"selfcheck_working.ipynb": (("working",), True),
                "selfcheck_broken.ipynb": (("stale_image", "raises"), False)}

@@ -1,8 +1,10 @@
-"""Drive a notebook in JupyterLab with Playwright: open it, run all cells, move each slider by
-keyboard and by drag, and check that what depends on the slider changed."""
+"""Drive a notebook in JupyterLab with Playwright: open it, run all cells, move each control
+(slider: keyboard and drag; dropdown: keyboard and selection) and check that what depends on it
+changed."""
 
 from __future__ import annotations
 
+import os
 import re
 import time
 import uuid
@@ -13,18 +15,23 @@ if TYPE_CHECKING:  # imported for annotations only, so collecting the tests need
     from lab_server import LabServer
     from playwright.sync_api import Locator, Page
 
+# the controls the test moves, in document order
+CONTROLS = ".jp-Notebook .widget-slider, .jp-Notebook .widget-dropdown"
 SLIDERS = ".jp-Notebook .widget-slider"
+# generous (the CPU may be shared) but bounded waits, in seconds
+TIMEOUT = float(os.environ.get("LORA_LAB_BROWSER_TIMEOUT", "180"))
+RUN_ALL_TIMEOUT = 4 * TIMEOUT
 _PROMPT_DONE = re.compile(r"^\[\d+\]:$")
 
-# The box a slider lives in: its nearest `lora-lab-*` container (the course's convention), else
-# the outermost widget box in its output (e.g. what `interact` builds). Marks it and its cell for
-# screenshots and returns what is visible there, leaving out the sliders (their own readouts
-# always follow the handle, so they prove nothing about the callback) and the other controls.
+# The box a control lives in: its nearest `lora-lab-*` container (the course's convention), else
+# the outermost widget box in its output (e.g. what `interact` builds). Marks the control, the box
+# and its cell, and returns what the box shows besides its controls (a slider's own readout
+# always follows the handle, so it proves nothing about the callback).
 _SNAPSHOT_JS = """([selector, index]) => {
-  const CONTROLS = '.widget-slider, .widget-dropdown, .widget-checkbox, .widget-toggle-buttons, '
-                 + '.widget-radio, .widget-select, .widget-text, img';
-  const slider = document.querySelectorAll(selector)[index];
-  let el = slider, box = null, outer = null;
+  const INPUTS = '.widget-slider, .widget-dropdown, .widget-checkbox, .widget-toggle-buttons, '
+               + '.widget-radio, .widget-select, .widget-text, img';
+  const control = document.querySelectorAll(selector)[index];
+  let el = control, box = null, outer = null;
   while (el && !el.classList.contains('jp-OutputArea-output')) {
     if (!box && [...el.classList].some(c => c.startsWith('lora-lab-'))) box = el;
     if (el.classList.contains('widget-container')) outer = el;
@@ -32,16 +39,20 @@ _SNAPSHOT_JS = """([selector, index]) => {
   }
   box = box || outer || el;
   document.querySelectorAll('[data-lora-lab-test]').forEach(e => e.removeAttribute('data-lora-lab-test'));
+  control.setAttribute('data-lora-lab-test', 'control');
   box.setAttribute('data-lora-lab-test', 'box');
-  slider.closest('.jp-Cell').setAttribute('data-lora-lab-test', 'cell');
+  control.closest('.jp-Cell').setAttribute('data-lora-lab-test', 'cell');
   const clone = box.cloneNode(true);
-  clone.querySelectorAll(CONTROLS).forEach(e => e.remove());
+  clone.querySelectorAll(INPUTS).forEach(e => e.remove());
   const images = [...box.querySelectorAll('img')];
-  const handle = slider.querySelector('.noUi-handle');
+  const handle = control.querySelector('.noUi-handle'), select = control.querySelector('select');
   return {
-    label: slider.querySelector('.widget-label')?.textContent.trim() || '',
-    value: slider.querySelector('.widget-readout')?.textContent.trim() || '',
-    at_max: handle.getAttribute('aria-valuenow') === handle.getAttribute('aria-valuemax'),
+    kind: handle ? 'slider' : 'dropdown',
+    label: control.querySelector('.widget-label')?.textContent.trim() || '',
+    value: handle ? control.querySelector('.widget-readout')?.textContent.trim() || ''
+                  : select.options[select.selectedIndex]?.text || '',
+    at_end: handle ? handle.getAttribute('aria-valuenow') === handle.getAttribute('aria-valuemax')
+                   : select.selectedIndex === select.options.length - 1,
     box: [...box.classList].find(c => c.startsWith('lora-lab-')) || 'widget box',
     text: clone.textContent.replace(/\\s+/g, ' ').trim(),
     images: images.map(i => i.src),
@@ -50,8 +61,8 @@ _SNAPSHOT_JS = """([selector, index]) => {
 }"""
 
 
-class SliderDidNotChange(AssertionError):
-    """A slider moved but what depends on it did not change."""
+class DidNotChange(AssertionError):
+    """A control moved but what depends on it did not change."""
 
 
 def _poll(condition, timeout: float, what: str, page: Page, interval_ms: int = 250):
@@ -106,12 +117,13 @@ def error_outputs(page: Page) -> list[str]:
 
 
 def snapshot(page: Page, index: int) -> dict:
-    """What slider `index` shows and what its box shows besides it (also marks box and cell)."""
-    return page.evaluate(_SNAPSHOT_JS, [SLIDERS, index])
+    """What control `index` shows and what its box shows besides its controls; marks the control,
+    its box and its cell (data-lora-lab-test) for the moves and screenshots."""
+    return page.evaluate(_SNAPSHOT_JS, [CONTROLS, index])
 
 
 def settle(page: Page, index: int, timeout: float) -> dict:
-    """Wait until slider `index`'s box shows the same thing twice in a row with images loaded."""
+    """Wait until control `index`'s box shows the same thing twice in a row with images loaded."""
     last = {}
 
     def stable():
@@ -120,25 +132,36 @@ def settle(page: Page, index: int, timeout: float) -> dict:
         same, last = now == last, now
         return now if same and now["loaded"] else None
 
-    return _poll(stable, timeout, f"slider {index}'s box to stop changing", page, interval_ms=500)
+    return _poll(stable, timeout, f"control {index}'s box to stop changing", page, interval_ms=500)
 
 
-def press_key(page: Page, slider: Locator, at_max: bool) -> str:
-    """Focus the handle and press End (Home when it already is at the end); return the move."""
-    key = "Home" if at_max else "End"
-    slider.locator(".noUi-handle").first.focus()
-    page.keyboard.press(key)
-    return f"keyboard {key}"
+def _control(page: Page) -> Locator:
+    return page.locator('[data-lora-lab-test="control"]')
 
 
-def drag(page: Page, slider: Locator) -> str:
-    """Drag the handle with the mouse to 30% (or 70%) of the track; return the move."""
-    handle = slider.locator(".noUi-handle").first
+def press_key(page: Page, state: dict) -> str:
+    """Focus the control and use the keyboard: a slider goes to its end (End, or Home when it is
+    there already); a dropdown's list is opened (Alt+ArrowDown) and the next option (the previous
+    from the last) chosen with Enter. A bare ArrowDown on a closed dropdown does not work here:
+    JupyterLab's notebook shortcuts take it (it moves the cell selection)."""
+    if state["kind"] == "slider":
+        keys = ["Home" if state["at_end"] else "End"]
+        _control(page).locator(".noUi-handle").first.focus()
+    else:
+        keys = ["Alt+ArrowDown", "ArrowUp" if state["at_end"] else "ArrowDown", "Enter"]
+        _control(page).locator("select").focus()
+    for key in keys:
+        page.keyboard.press(key)
+    return "keyboard " + ", ".join(keys)
+
+
+def drag(page: Page, state: dict) -> str:
+    """Drag a slider's handle with the mouse to 30% (or 70%) of its track."""
+    handle = _control(page).locator(".noUi-handle").first
     handle.scroll_into_view_if_needed()
-    h, track = handle.bounding_box(), slider.locator(".noUi-base").first.bounding_box()
-    vertical = handle.get_attribute("aria-orientation") == "vertical"
+    h, track = handle.bounding_box(), _control(page).locator(".noUi-base").first.bounding_box()
     x, y = h["x"] + h["width"] / 2, h["y"] + h["height"] / 2
-    if vertical:  # top is the maximum
+    if handle.get_attribute("aria-orientation") == "vertical":  # the top is the maximum
         frac = 0.7 if y < track["y"] + track["height"] / 2 else 0.3
         tx, ty = x, track["y"] + frac * track["height"]
     else:
@@ -151,6 +174,20 @@ def drag(page: Page, slider: Locator) -> str:
     return f"drag to {frac:.0%} of the track"
 
 
+def choose(page: Page, state: dict) -> str:
+    """Select a dropdown's first option (its last, if the first is selected) as a user would."""
+    select = _control(page).locator("select")
+    options = select.locator("option").all_inner_texts()
+    option = options[-1] if options[0] == state["value"] else options[0]
+    select.select_option(label=option)
+    return f"selecting {option!r}"
+
+
+# each kind of control is moved two ways
+MOVES = {"slider": (("keyboard", press_key), ("drag", drag)),
+         "dropdown": (("keyboard", press_key), ("select", choose))}
+
+
 def _what_changed(before: dict, after: dict) -> dict:
     return {"value": after["value"] != before["value"],
             "text": not before["text"] or after["text"] != before["text"],
@@ -158,11 +195,12 @@ def _what_changed(before: dict, after: dict) -> dict:
 
 
 def wait_for_change(page: Page, index: int, before: dict, move: str, timeout: float) -> dict:
-    """Wait until the slider's value, the text of its box (if any) and its images (if any) all
-    changed from `before`; SliderDidNotChange naming what did not."""
+    """Wait until the control's value, the text of its box (if any) and its images (if any) all
+    changed from `before`; DidNotChange naming what did not."""
+    name = f"{before['kind']} {index} ({before['label']!r} in {before['box']})"
     if not before["text"] and not before["images"]:
-        raise SliderDidNotChange(f"slider {index} ({before['label']!r}): its box shows no text and no "
-                                 "image besides the slider, so nothing can be seen to depend on it")
+        raise DidNotChange(f"{name}: its box shows no text and no image besides its controls, so "
+                           "nothing can be seen to depend on it")
     last = before
 
     def changed():
@@ -174,10 +212,10 @@ def wait_for_change(page: Page, index: int, before: dict, move: str, timeout: fl
         _poll(changed, timeout, "a change", page)
     except TimeoutError:
         stale = [k for k, ok in _what_changed(before, last).items() if not ok]
-        raise SliderDidNotChange(
-            f"slider {index} ({before['label']!r} in {before['box']}) moved by {move} from "
-            f"{before['value']} to {last['value']}, but its {' and '.join(stale)} did not change "
-            f"within {timeout:.0f} s. Text before: {before['text'][:200]!r}; after: {last['text'][:200]!r}"
+        raise DidNotChange(
+            f"{name} moved by {move} from {before['value']} to {last['value']}, but its "
+            f"{' and '.join(stale)} did not change within {timeout:.0f} s. "
+            f"Text before: {before['text'][:200]!r}; after: {last['text'][:200]!r}"
         ) from None
     return settle(page, index, timeout)
 
@@ -188,18 +226,17 @@ def screenshot_cell(page: Page, path: Path) -> None:
     page.locator('[data-lora-lab-test="cell"]').screenshot(path=str(path))
 
 
-def check_slider(page: Page, index: int, shots: Path, prefix: str, timeout: float) -> list[dict]:
-    """Move slider `index` by keyboard, then by drag; each time assert that its dependents changed.
-    Saves PREFIX-before / -after-keyboard / -after-drag screenshots in `shots`."""
-    slider = page.locator(SLIDERS).nth(index)
+def check_control(page: Page, index: int, shots: Path, prefix: str, timeout: float) -> list[dict]:
+    """Move control `index` two ways (MOVES); after each, assert that what depends on it changed.
+    Saves PREFIX-before / -after-<move> screenshots of its cell in `shots`."""
     state = settle(page, index, timeout)
     screenshot_cell(page, shots / f"{prefix}-before.png")
     moves = []
-    for name, move in (("keyboard", lambda s: press_key(page, slider, s["at_max"])),
-                       ("drag", lambda s: drag(page, slider))):
-        how = move(state)
+    for name, move in MOVES[state["kind"]]:
+        how = move(page, state)
         after = wait_for_change(page, index, state, how, timeout)
         screenshot_cell(page, shots / f"{prefix}-after-{name}.png")
-        moves.append({"move": how, "from": state["value"], "to": after["value"], "box": state["box"]})
+        moves.append({"kind": state["kind"], "label": state["label"], "box": state["box"],
+                      "move": how, "from": state["value"], "to": after["value"]})
         state = after
     return moves

@@ -10,13 +10,14 @@ import nbformat
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
-# a code cell that builds widgets: the course's widget package, ipywidgets' interact, or a slider
-SLIDER_SOURCE = re.compile(
-    r"lora_lab\.widgets|\binteract(ive|_manual)?\s*\(|@(\w+\.)?interact\b|\b\w*Slider\s*\(")
+# a code cell that builds controls: the course's widget package, ipywidgets' interact, a slider or a
+# dropdown
+SLIDER_SOURCE = re.compile(r"lora_lab\.widgets|\binteract(ive|_manual)?\s*\(|@(\w+\.)?interact\b"
+                           r"|\b\w*Slider\s*\(|\bDropdown\s*\(")
 
 
 def creates_sliders(path: Path) -> bool:
-    """Whether any code cell of the notebook at `path` builds widgets (so it has sliders)."""
+    """Whether any code cell of the notebook at `path` builds sliders (or other controls)."""
     nb = nbformat.read(path, as_version=4)
     return any(c.cell_type == "code" and SLIDER_SOURCE.search(c.source) for c in nb.cells)
 
@@ -101,12 +102,14 @@ CALLBACKS = {
 }
 
 
-# ipywidgets' interact: a slider without a `lora-lab-*` box, a plot drawn by plt.show()
+# ipywidgets' interact: a slider and a dropdown without a `lora-lab-*` box, a plot by plt.show()
 _SELF_CHECK_INTERACT = '''\
-@W.interact(n=W.IntSlider(value=3, min=1, max=8, description="bars", continuous_update=False))
-def bars(n):
+@W.interact(n=W.IntSlider(value=3, min=1, max=8, description="bars", continuous_update=False),
+            color=["C0", "C1", "C2"])
+def bars(n, color):
     plt.figure(figsize=(3, 2), dpi=60)
-    plt.bar(range(n), np.arange(1, n + 1))
+    plt.bar(range(n), np.arange(1, n + 1), color=color)
+    plt.title(f"{n} bars in {color}")
     plt.show()'''
 
 

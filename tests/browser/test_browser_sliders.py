@@ -1,6 +1,7 @@
 """Every slider in the course works in real JupyterLab: headless Chromium opens each notebook
-whose code builds sliders, runs all cells, moves each slider by keyboard and by drag, and checks
-that the text and the image beside it changed. Self-check notebooks prove the check can fail."""
+whose code builds sliders, runs all cells, moves each slider by keyboard and by drag (and each
+dropdown by keyboard and by selection), and checks that the text and the image beside it changed.
+Self-check notebooks prove the check can fail."""
 
 from __future__ import annotations
 
@@ -9,8 +10,16 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import RUN_ALL_TIMEOUT, TIMEOUT
-from slider_driver import SLIDERS, SliderDidNotChange, check_slider, error_outputs, open_notebook, run_all
+from slider_driver import (
+    CONTROLS,
+    RUN_ALL_TIMEOUT,
+    TIMEOUT,
+    DidNotChange,
+    check_control,
+    error_outputs,
+    open_notebook,
+    run_all,
+)
 from slider_notebooks import (
     NOTEBOOKS,
     UNWIRE_CALLBACKS,
@@ -26,19 +35,20 @@ BROKEN_TIMEOUT = 15.0
 
 
 def run_notebook(page, server, name: str) -> int:
-    """Open `name`, run all its cells, assert no cell failed; return how many sliders it shows."""
+    """Open `name`, run all its cells, assert no cell failed; return how many controls it shows."""
     open_notebook(page, server, name, TIMEOUT)
     run_all(page, RUN_ALL_TIMEOUT)
     assert error_outputs(page) == [], f"{name}: a cell failed"
-    return page.locator(SLIDERS).count()
+    return page.locator(CONTROLS).count()
 
 
-def check_all_sliders(page, name: str, n: int, shots: Path, timeout: float = TIMEOUT) -> None:
-    """Check each of the notebook's `n` sliders; log every move to shots/moves.txt."""
+def check_all_controls(page, name: str, n: int, shots: Path, timeout: float = TIMEOUT) -> None:
+    """Check each of the notebook's `n` controls; log every move to shots/moves.txt."""
     stem = Path(name).stem
     for i in range(n):
-        for m in check_slider(page, i, shots, f"{stem}-slider{i}", timeout):
-            line = f"{name} slider {i} in {m['box']}: {m['move']}: {m['from']} -> {m['to']}, box changed"
+        for m in check_control(page, i, shots, f"{stem}-control{i}", timeout):
+            line = (f"{name} {m['kind']} {i} {m['label']!r} in {m['box']}: {m['move']}: "
+                    f"{m['from']} -> {m['to']}, the box changed")
             shots.mkdir(parents=True, exist_ok=True)  # another run may have emptied it
             with (shots / "moves.txt").open("a") as log:
                 log.write(line + "\n")
@@ -69,17 +79,17 @@ def test_the_course_has_slider_notebooks():
 
 @pytest.mark.browser
 @pytest.mark.parametrize("name", COURSE)
-def test_every_slider_changes_what_depends_on_it(name, page, lab_server, shots):
+def test_every_control_changes_what_depends_on_it(name, page, lab_server, shots):
     n = run_notebook(page, lab_server, name)
-    assert n > 0, f"{name} builds widgets in its code, but no slider appeared in JupyterLab"
-    check_all_sliders(page, name, n, shots)
+    assert n > 0, f"{name} builds controls in its code, but no slider or dropdown appeared in JupyterLab"
+    check_all_controls(page, name, n, shots)
 
 
 @pytest.mark.browser
-def test_self_check_working_sliders_pass(page, lab_server, shots):
+def test_self_check_working_controls_pass(page, lab_server, shots):
     n = run_notebook(page, lab_server, "selfcheck_working.ipynb")
-    assert n == 2  # the lora-lab-selfcheck box and the interact box
-    check_all_sliders(page, "selfcheck_working.ipynb", n, shots)
+    assert n == 3  # the lora-lab-selfcheck box's slider, the interact box's slider and dropdown
+    check_all_controls(page, "selfcheck_working.ipynb", n, shots)
 
 
 @pytest.mark.browser
@@ -87,8 +97,8 @@ def test_self_check_broken_callbacks_fail(page, lab_server, shots):
     name = "selfcheck_broken.ipynb"
     assert run_notebook(page, lab_server, name) == 2
     for i, stale in enumerate(["its image did not change", "its text and image did not change"]):
-        with pytest.raises(SliderDidNotChange, match=stale) as failure:
-            check_slider(page, i, shots / "selfcheck-broken", f"selfcheck_broken-slider{i}", BROKEN_TIMEOUT)
+        with pytest.raises(DidNotChange, match=stale) as failure:
+            check_control(page, i, shots / "selfcheck-broken", f"selfcheck_broken-control{i}", BROKEN_TIMEOUT)
         log_expected_failure(shots / "selfcheck-broken", name, failure.value)
 
 
@@ -96,13 +106,13 @@ def test_self_check_broken_callbacks_fail(page, lab_server, shots):
 @pytest.mark.skipif(not os.environ.get("LORA_LAB_BROWSER_MUTANTS"),
                     reason="set LORA_LAB_BROWSER_MUTANTS=1 to prove each course slider's check can fail")
 @pytest.mark.parametrize("name", COURSE)
-def test_course_sliders_fail_when_unwired(name, page, lab_server, lab_root, shots):
-    """Each course slider, with its callback unwired in a copy, must fail the check."""
+def test_course_controls_fail_when_unwired(name, page, lab_server, lab_root, shots):
+    """Each course control, with its callback unwired in a copy, must fail the check."""
     mutant = f"unwired_{name}"
     copy_without_outputs(NOTEBOOKS / name, lab_root / mutant, extra_cells=(UNWIRE_CALLBACKS,))
     n = run_notebook(page, lab_server, mutant)
     assert n > 0
     for i in range(n):
-        with pytest.raises(SliderDidNotChange, match="did not change") as failure:
-            check_slider(page, i, shots / "unwired", f"{Path(name).stem}-slider{i}", BROKEN_TIMEOUT)
+        with pytest.raises(DidNotChange, match="did not change") as failure:
+            check_control(page, i, shots / "unwired", f"{Path(name).stem}-control{i}", BROKEN_TIMEOUT)
         log_expected_failure(shots / "unwired", mutant, failure.value)

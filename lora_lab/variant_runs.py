@@ -124,11 +124,12 @@ def comparison_rows(runs: list[VariantRun]) -> list[dict]:
 
 
 def format_rows(rows: list[dict]) -> str:
-    """`comparison_rows` as an aligned text table."""
-    head = f"{'run':<22}{'seeds':>6}{'trainable':>11}{'accuracy (mean)':>17}{'min–max':>15}"
+    """`comparison_rows` as an aligned text table (last loss: the final step's loss, mean over seeds)."""
+    head = f"{'run':<22}{'seeds':>6}{'trainable':>11}{'accuracy (mean)':>17}{'min–max':>15}{'last loss':>11}"
     lines = [head, "-" * len(head)]
     for r in rows:
         spread = f"{r['min']:.3f}–{r['max']:.3f}"
-        lines.append(f"{r['run']:<22}{r['seeds']:>6}{r['trainable']:>11,}{r['mean']:>17.3f}{spread:>15}")
+        lines.append(f"{r['run']:<22}{r['seeds']:>6}{r['trainable']:>11,}{r['mean']:>17.3f}{spread:>15}"
+                     f"{r['final_loss']:>11.4f}")
     return "\n".join(lines)
 

@@ -66,7 +66,7 @@ def test_comparison_rows_average_over_seeds():
     assert rows[0]["seeds"] == 2 and rows[0]["mean"] == pytest.approx(0.85) and rows[0]["max"] == 0.9
     assert rows[0]["trainable"] == 6
     text = format_rows(rows)
-    assert "0.850" in text and "0.800–0.900" in text
+    assert "0.850" in text and "0.800–0.900" in text and "0.5000" in text
 
 
 def test_spec_checks():

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.ticker import NullFormatter
 
 from lora_lab.nf4 import int4_levels, nf4_levels
 
@@ -19,6 +20,8 @@ def plot_scaling(alpha: float = 8.0, ranks: Sequence[int] = (1, 2, 4, 8, 16, 32,
     ax.loglog(r, alpha / r, "o-", label="LoRA: α/r")
     ax.loglog(r, alpha / np.sqrt(r), "s-", label="rsLoRA: α/√r")
     ax.set_xticks(r, [str(int(v)) for v in r])
+    ax.set_yticks(alpha / r, [f"{v:g}" for v in alpha / r])  # α/r's values: 8, 4, 2, … for α = 8
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set(xlabel="rank r (log scale)", ylabel="scaling s (log scale)",
            title=f"the multiplier of BA, α = {alpha:g}")
     ax.legend()
@@ -79,15 +82,15 @@ def plot_nf4_levels(n: int = 20000, block_size: int = 64, seed: int = 0, ax=None
 
 
 def plot_counts(counts: Mapping[str, int], title: str = "trainable parameters", ax=None):
-    """Horizontal bars of parameter counts (log scale), labelled with the numbers."""
+    """Horizontal bars of parameter counts, labelled with the numbers."""
     fig, ax = plt.subplots(figsize=(6.4, 0.45 * len(counts) + 1.2)) if ax is None else (ax.figure, ax)
     names, values = list(counts), [counts[k] for k in counts]
     ax.barh(names, values, color=[f"C{i}" for i in range(len(names))])
     for y, v in enumerate(values):
         ax.text(v, y, f" {v:,}", va="center", fontsize=8)
-    ax.set_xscale("log")
+    ax.set_xlim(0, max(values) * 1.3)  # room for the numbers at the bars' ends
     ax.invert_yaxis()
-    ax.set(xlabel="parameters (log scale)", title=title)
+    ax.set(xlabel="parameters", title=title)
     return fig, ax
 
 

@@ -1,0 +1,61 @@
+"""The 09_capstone_real_llm checkers accept the reference and teach on known-wrong answers."""
+
+import math
+
+import pytest
+import torch
+
+from lora_lab.exercises import NOT_DONE
+from lora_lab.exercises.llm import check_lora_qv_params, check_perplexity
+
+
+def _not_done(*args):
+    raise NotImplementedError()
+
+
+def test_perplexity_accepts_the_reference(capsys):
+    result = check_perplexity(lambda ls: float(torch.as_tensor(ls, dtype=torch.float64).mean().exp()))
+    assert result.passed and result.cases == result.total == 4
+    assert capsys.readouterr().out.strip() == "✓ perplexity: 4/4 cases"
+
+
+def test_perplexity_accepts_plain_python():
+    assert check_perplexity(lambda ls: math.exp(sum(float(x) for x in ls) / len(ls))).passed
+
+
+@pytest.mark.parametrize(("fn", "hint"), [
+    (lambda ls: float(torch.as_tensor(ls, dtype=torch.float64).exp().mean()), "exp of the MEAN loss"),
+    (lambda ls: float(2 ** torch.as_tensor(ls, dtype=torch.float64).mean()), "use e, not 2"),
+    (lambda ls: float(torch.as_tensor(ls, dtype=torch.float64).sum().exp()), "divide by the number"),
+    (lambda ls: float(torch.as_tensor(ls, dtype=torch.float64).mean()), "perplexity is its exp"),
+    (lambda ls: "high", "expected a number"),
+    (_not_done, NOT_DONE),
+])
+def test_perplexity_teaches(fn, hint):
+    result = check_perplexity(fn)
+    assert not result.passed and hint in result.message
+
+
+def test_lora_qv_params_accepts_the_reference(capsys):
+    result = check_lora_qv_params(lambda n, d, k, r: n * r * (2 * d + d + k))
+    assert result.passed and result.cases == result.total == 4
+    assert capsys.readouterr().out.strip() == "✓ lora_qv_params: 4/4 cases"
+
+
+@pytest.mark.parametrize(("fn", "hint"), [
+    (lambda n, d, k, r: 4 * n * d * r, "assumes square matrices"),
+    (lambda n, d, k, r: r * (3 * d + k), "that is one layer"),
+    (lambda n, d, k, r: n * r * 2 * d, "counts W_q only"),
+    (lambda n, d, k, r: n * r * (d + k), "have their own A"),
+    (lambda n, d, k, r: n * (d * d + d * k), "what full fine-tuning would train"),
+    (lambda n, d, k, r: 1 / 0, "ZeroDivisionError"),
+    (_not_done, NOT_DONE),
+])
+def test_lora_qv_params_teaches(fn, hint):
+    result = check_lora_qv_params(fn)
+    assert not result.passed and hint in result.message
+
+
+def test_smollm2_case_comes_first_so_the_square_formula_is_caught():
+    result = check_lora_qv_params(lambda n, d, k, r: 4 * n * d * r)
+    assert "n_layers=30, d_model=576, d_kv=192" in result.message and "552960" in result.message

@@ -15,6 +15,14 @@ from lora_lab._checks import check_choice, check_positive, check_probability, ch
 INITS = ("kaiming", "gaussian")
 
 
+def _autocast_on(device_type: str) -> bool:
+    """Whether autocast is active for this device type; devices without autocast (meta) say no."""
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except RuntimeError:
+        return False
+
+
 class _LoRAMatmul(torch.autograd.Function):
     """x W0ᵀ + b + s · (xd Aᵀ) Bᵀ, the LoRA term accumulated into the base GEMM's output.
 
@@ -115,23 +123,24 @@ class LoRALinear(nn.Module):
         """ΔW = scaling · B @ A, in the parameters' dtype.  Shape: (d_out, d_in)."""
         return (self.lora_B @ self.lora_A) * self.scaling
 
-    def _check_input(self, x) -> None:
-        if not isinstance(x, Tensor):
-            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    def _check_input(self, x, autocast: bool) -> None:
         if x.dim() == 0 or x.shape[-1] != self.in_features:
             raise ValueError(f"x must have shape (..., d_in={self.in_features}), got {tuple(x.shape)}")
         dtype = self.base.weight.dtype
-        if x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
+        if x.dtype != dtype and not autocast:
             raise TypeError(f"x must have the layer's dtype {dtype}, got {x.dtype} "
                             f"(convert one of them with .to(...))")
 
     def forward(self, x: Tensor) -> Tensor:
         """h = base(x) + scaling · B A dropout(x).  Shapes: x (..., d_in) -> (..., d_out)."""
-        self._check_input(x)
+        if not isinstance(x, Tensor):
+            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        autocast = _autocast_on(x.device.type)
+        self._check_input(x, autocast)
         if self.merged:  # W0 already holds ΔW: the plain base layer, no gradient reaches A and B
             return self.base(x)
         xd = self.dropout(x) if self.training and isinstance(self.dropout, nn.Dropout) else None
-        if torch.is_autocast_enabled(x.device.type):  # let autocast pick each matmul's dtype
+        if autocast:  # let autocast pick each matmul's dtype
             lora = ((x if xd is None else xd) @ self.lora_A.t()) @ self.lora_B.t()  # (..., d_out)
             return self.base(x) + lora * self.scaling
         lead = x.shape[:-1]

@@ -57,11 +57,41 @@ def eckart_young_floor(task: PlantedTask, r: int) -> float:
 def _one_thread():
     """Tiny matrices: extra threads only add synchronisation (and stall on a busy machine)."""
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    if before != 1:
+        torch.set_num_threads(1)
     try:
         yield
     finally:
-        torch.set_num_threads(before)
+        if before != 1:
+            torch.set_num_threads(before)
+
+
+class Adam:
+    """Adam (Kingma & Ba 2015) exactly as `torch.optim.Adam` computes it with its defaults.
+
+    Six lines here spare a notebook torch.optim's one-off import of `torch._dynamo`, which takes
+    seconds on a laptop; `tests/test_planted.py` checks the two give the same steps.
+    """
+
+    def __init__(self, params, lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
+        self.params, self.lr, self.betas, self.eps, self.t = list(params), lr, betas, eps, 0
+        self.m = [torch.zeros_like(p) for p in self.params]  # running mean of gradients
+        self.v = [torch.zeros_like(p) for p in self.params]  # running mean of squared gradients
+
+    @torch.no_grad()
+    def step(self) -> None:
+        """One update of every parameter from its `.grad`."""
+        self.t += 1
+        b1, b2 = self.betas
+        for p, m, v in zip(self.params, self.m, self.v, strict=True):
+            m.lerp_(p.grad, 1 - b1)
+            v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+            denom = (v.sqrt() / math.sqrt(1 - b2 ** self.t)).add_(self.eps)
+            p.addcdiv_(m, denom, value=-self.lr / (1 - b1 ** self.t))
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
 
 
 def _lora_on(task: PlantedTask, r: int, alpha: float, rslora: bool, seed: int) -> LoRALinear:
@@ -80,7 +110,7 @@ def fit_lora(task: PlantedTask, r: int, alpha: float = 8.0, steps: int = 200, lr
     check_positive("lr", lr)
     with _one_thread():
         layer = _lora_on(task, r, alpha, rslora, seed)
-        opt = torch.optim.Adam([layer.lora_A, layer.lora_B], lr=lr)
+        opt = Adam([layer.lora_A, layer.lora_B], lr=lr)
         losses = []
         for _ in range(steps):
             loss = (layer(task.X) - task.Y).square().mean()
@@ -94,10 +124,11 @@ def fit_lora(task: PlantedTask, r: int, alpha: float = 8.0, steps: int = 200, lr
 def rank_sweep(task: PlantedTask, ranks, **fit_kwargs) -> dict[int, float]:
     """Rank -> mean squared error after training a LoRA of that rank (see `fit_lora`)."""
     out = {}
-    for r in ranks:
-        layer, _ = fit_lora(task, r, **fit_kwargs)
-        with torch.no_grad():
-            out[int(r)] = float((layer(task.X) - task.Y).square().mean())
+    with _one_thread():
+        for r in ranks:
+            layer, _ = fit_lora(task, r, **fit_kwargs)
+            with torch.no_grad():
+                out[int(r)] = float((layer(task.X) - task.Y).square().mean())
     return out
 
 
@@ -111,8 +142,9 @@ def update_size(task: PlantedTask, ranks, rule: str, alpha: float = 8.0, steps: 
         raise ValueError(f"rule must be one of {list(SCALING_RULES)}, got {rule!r}")
     alpha_is_r, rslora = SCALING_RULES[rule]
     out = {}
-    for r in ranks:
-        a = float(r) if alpha_is_r else alpha  # alpha = r makes alpha / r = 1: no scaling
-        layer, _ = fit_lora(task, r, alpha=a, steps=steps, lr=lr, rslora=rslora, seed=seed)
-        out[int(r)] = float(layer.delta_weight().detach().norm())
+    with _one_thread():
+        for r in ranks:
+            a = float(r) if alpha_is_r else alpha  # alpha = r makes alpha / r = 1: no scaling
+            layer, _ = fit_lora(task, r, alpha=a, steps=steps, lr=lr, rslora=rslora, seed=seed)
+            out[int(r)] = float(layer.delta_weight().detach().norm())
     return out

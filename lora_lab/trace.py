@@ -1,9 +1,13 @@
-"""Which tensors a computation creates: record the name and output shape of every ATen operator.
+"""Which tensors a computation creates: record the name and output shape of every torch operation.
 
 Used to show (and test) that a LoRA layer never builds the (d_out, d_in) product B @ A while
-training, while the source notes' layer builds it on every forward pass. It works at torch's
-dispatcher level (a `TorchDispatchMode`, as PyTorch's "extending torch" guide describes), so it
-sees the backward pass too, not only the Python code of the forward.
+training, while the source notes' layer builds it on every forward pass.
+
+Two levels, both from PyTorch's "extending torch" guide:
+- forward only (default): a `TorchFunctionMode` sees every torch call your Python code makes.
+  Instant. Views (`.T`, `reshape`) are recorded too.
+- with backward: a `TorchDispatchMode` sees every ATen operator, the backward pass included, and
+  skips views. Its first use in a process imports part of torch (a few seconds).
 """
 
 from __future__ import annotations
@@ -11,11 +15,31 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from torch import Tensor
+from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 
-class _Recorder(TorchDispatchMode):
-    """A dispatch mode that notes (operator, shape) of every new tensor an operator returns."""
+def _note(records: list, name: str, out) -> None:
+    for t in out if isinstance(out, (tuple, list)) else (out,):
+        if isinstance(t, Tensor):
+            records.append((name, tuple(t.shape)))
+
+
+class _FunctionRecorder(TorchFunctionMode):
+    """Notes (function name, shape) of every tensor a torch function or method returns."""
+
+    def __init__(self):
+        super().__init__()
+        self.records: list[tuple[str, tuple[int, ...]]] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        _note(self.records, getattr(func, "__name__", str(func)), out)
+        return out
+
+
+class _DispatchRecorder(TorchDispatchMode):
+    """Notes (operator, shape) of every new tensor an ATen operator returns, views skipped."""
 
     def __init__(self):
         super().__init__()
@@ -24,22 +48,21 @@ class _Recorder(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         if not func.is_view:  # a view (t, expand, reshape of a contiguous tensor) allocates nothing
-            for t in out if isinstance(out, (tuple, list)) else (out,):
-                if isinstance(t, Tensor):
-                    self.records.append((func.overloadpacket.__name__, tuple(t.shape)))
+            _note(self.records, func.overloadpacket.__name__, out)
         return out
 
 
-def op_shapes(fn: Callable[[], object]) -> list[tuple[str, tuple[int, ...]]]:
-    """Run `fn()`; return (operator, output shape) for every non-view ATen operator it ran,
-    forward and backward alike, in order."""
+def op_shapes(fn: Callable[[], object], backward: bool = False) -> list[tuple[str, tuple[int, ...]]]:
+    """Run `fn()`; return (operation, output shape) for each tensor its torch operations return,
+    in order: the Python-level calls (default), or every non-view ATen operator including the
+    backward pass (`backward=True`)."""
     if not callable(fn):
         raise TypeError(f"fn must be a function of no arguments, got {type(fn).__name__}")
-    with _Recorder() as recorder:
+    with (_DispatchRecorder() if backward else _FunctionRecorder()) as recorder:
         fn()
     return recorder.records
 
 
-def creates_shape(fn: Callable[[], object], shape: tuple[int, ...]) -> list[str]:
-    """Names of the operators in `fn()` that return a new tensor of exactly `shape`."""
-    return [name for name, s in op_shapes(fn) if s == tuple(shape)]
+def creates_shape(fn: Callable[[], object], shape: tuple[int, ...], backward: bool = False) -> list[str]:
+    """Names of the operations in `fn()` that return a tensor of exactly `shape` (see `op_shapes`)."""
+    return [name for name, s in op_shapes(fn, backward) if s == tuple(shape)]

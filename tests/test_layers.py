@@ -199,8 +199,8 @@ def test_custom_backward_passes_gradcheck(with_dropout, bias):
 def test_never_forms_BA_while_training():
     layer = make_layer(d_in=11, d_out=13, dropout=0.1)
     x = torch.randn(2, 5, 11, requires_grad=True)
-    assert creates_shape(lambda: layer(x).sum().backward(), (13, 11)) == []
-    assert creates_shape(layer.merge, (13, 11)) != []  # merge does form it, once, on purpose
+    assert creates_shape(lambda: layer(x).sum().backward(), (13, 11), backward=True) == []
+    assert creates_shape(layer.merge, (13, 11), backward=True) != []  # merge forms it once, on purpose
 
 
 def test_merge_then_unmerge():
@@ -370,3 +370,18 @@ def test_bad_inputs_raise(x, error, match, merged):
         layer.merge()
     with pytest.raises(error, match=match):
         layer(x)
+
+
+def test_bfloat16_merge_rounds_once():
+    layer = make_layer(d_in=64, d_out=32, r=4).to(torch.bfloat16)
+    W0 = layer.base.weight.detach().float()
+    delta = (layer.lora_B.float() @ layer.lora_A.float()) * layer.scaling  # (d_out, d_in), float32
+    layer.merge()
+    assert torch.equal(layer.base.weight, (W0 + delta).to(torch.bfloat16))
+
+
+def test_meta_device_gives_shapes_without_data():
+    layer = LoRALinear(nn.Linear(D_IN, D_OUT, device="meta"), r=R)
+    x = torch.empty(2, 3, D_IN, device="meta", requires_grad=True)
+    layer(x).sum().backward()
+    assert layer(x).shape == (2, 3, D_OUT) and layer.lora_A.grad.shape == (R, D_IN)

@@ -11,6 +11,7 @@ import torch  # noqa: E402
 from lora_lab.figures import registry  # noqa: E402
 from lora_lab.planted import (  # noqa: E402
     SCALING_RULES,
+    Adam,
     eckart_young_floor,
     fit_lora,
     planted_task,
@@ -59,6 +60,22 @@ def test_fit_lora_trains_and_restores_threads(task):
     assert torch.get_num_threads() == threads
     assert len(losses) == 20 and losses[-1] < losses[0]
     assert losses[0] == pytest.approx(task.delta.square().sum().item() / 8, rel=1e-5)  # B = 0: ΔW = 0
+
+
+def test_adam_equals_torch_optim_adam():
+    torch.manual_seed(0)
+    target = torch.randn(5, 3)
+    ours, theirs = (torch.nn.Parameter(torch.zeros(5, 3)) for _ in range(2))
+    opt_ours, opt_theirs = Adam([ours], lr=0.05), torch.optim.Adam([theirs], lr=0.05)
+    for _ in range(30):
+        for p, opt in [(ours, opt_ours), (theirs, opt_theirs)]:
+            opt.zero_grad()
+            (p - target).pow(4).sum().backward()
+            opt.step()
+    assert ours.grad is not None and not torch.equal(ours, torch.zeros(5, 3))
+    assert torch.allclose(ours, theirs, atol=1e-6)
+    opt_ours.zero_grad()
+    assert ours.grad is None
 
 
 def test_no_scaling_equals_alpha_over_r_when_alpha_is_r(task):

@@ -73,7 +73,7 @@ def alpha_over_r_figure():
 def rank_sweep_figure():
     """The loss-against-rank figure as the notebook draws it (d = 32, r* = 4, ranks 1…16)."""
     task = planted_task(d=32, r_true=4)
-    losses = rank_sweep(task, SWEEP_RANKS, lr=0.02, steps=200)
+    losses = rank_sweep(task, SWEEP_RANKS, lr=0.03, steps=120)
     floors = {r: eckart_young_floor(task, r) for r in SWEEP_RANKS}
     return plot_rank_sweep(losses, floors, r_true=4)
 

@@ -67,3 +67,8 @@ def test_factor_params_checker():
     assert check_factor_params(lambda o, i, r: (o * i, r * (o + i))).passed
     assert "count B and A separately" in check_factor_params(lambda o, i, r: (o * i, 2 * r * i)).message
     assert "not r × r" in check_factor_params(lambda o, i, r: (o * i, r * r)).message
+
+
+def test_a_forgotten_return_is_named():
+    result = run_cases("square", lambda x: None, CASES, show=False)
+    assert "returned None — did you forget `return`?" in result.message

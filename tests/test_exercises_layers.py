@@ -42,7 +42,7 @@ def test_forward_accepts_nn_functional():
     (lambda x, W, A, B, a: x @ W.t() + a / A.shape[0] * x @ (B @ A).t(),
      "you built the (d_out, d_in) matrix B @ A"),
     (lambda x, W, A, B, a: x @ W.t() + a / A.shape[0] * (x @ B) @ A, "raised RuntimeError"),
-    (lambda x, W, A, B, a: None, "expected shape (5, 4), got ()"),  # a forgotten `return`
+    (lambda x, W, A, B, a: None, "returned None — did you forget `return`?"),  # a forgotten `return`
     (not_done, NOT_DONE),
 ])
 def test_forward_rejects_mistakes(fn, message, capsys):

@@ -70,6 +70,8 @@ def _close(a: np.ndarray, b: np.ndarray, rtol: float, atol: float) -> bool:
 
 def compare(got, expected, rtol: float = 1e-5, atol: float = 1e-6) -> str | None:
     """None when `got` matches `expected`; otherwise a message saying what differs and how."""
+    if got is None:
+        return "your function returned None — did you forget `return`?"
     exp, out = to_array(expected), to_array(got)
     if out is None:
         return f"expected a number or an array, got {type(got).__name__}"

@@ -91,9 +91,10 @@ def prepare_variant(base: nn.Module, spec: VariantSpec) -> nn.Module:
 
 
 def fit_options(spec: VariantSpec) -> dict:
-    """`fit`'s options for a run: those `experiments.run` uses (the head at its own rate)."""
+    """`fit`'s options for a run: those `experiments.run` uses at fraction 1 (the head at its own
+    rate, a test score every epoch). tests/test_variant_runs.py fails if the two drift apart."""
     return {"epochs": spec.epochs, "lr": spec.lr, "seed": spec.seed, "cosine": True,
-            "lr_by_name": {"head.": LR["head"]}}
+            "lr_by_name": {"head.": LR["head"]}, "eval_every": 1}
 
 
 _RUNS: dict[VariantSpec, VariantRun] = {}

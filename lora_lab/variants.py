@@ -69,13 +69,21 @@ class DoRALinear(LoRALinear):
         scale = self.lora_magnitude / self.weight_norm()  # (d_out,)
         return scale[:, None] * (self.base.weight + self.delta_weight())  # (d_out, d_in)
 
+    def _check_x(self, x) -> None:
+        if not isinstance(x, Tensor):
+            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        if x.dim() == 0 or x.shape[-1] != self.in_features:
+            raise ValueError(f"x must have shape (..., d_in={self.in_features}), got {tuple(x.shape)}")
+        if x.dtype != self.base.weight.dtype and not torch.is_autocast_enabled(x.device.type):
+            raise TypeError(f"x must have the layer's dtype {self.base.weight.dtype}, got {x.dtype}")
+
     def forward(self, x: Tensor) -> Tensor:
         """y = base(x) + (g − 1)·W0 x' + g·s·B A x', g = m / ‖W0 + s·BA‖, x' = dropout(x).
 
         Without dropout (x' = x) this is g ⊙ (W0 + s·BA) x + bias. With dropout the frozen path
         still sees x, as in PEFT.  Shapes: x (..., d_in) -> (..., d_out).
         """
-        self._check_input(x)
+        self._check_x(x)
         if self.merged:
             return self.base(x)
         xd = self.dropout(x) if self.training else x

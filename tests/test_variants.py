@@ -259,3 +259,13 @@ def test_peft_twin_refuses_a_model_without_adapters():
         peft_twin(Tiny(), Tiny(), TARGETS, "dora")
     with pytest.raises(ValueError, match="variant must be one of"):
         peft_twin(Tiny(), Tiny(), TARGETS, "vera")
+
+
+def test_dora_forward_refuses_bad_input():
+    layer = DoRALinear(nn.Linear(4, 3), r=2)
+    with pytest.raises(TypeError, match="x must be a torch.Tensor"):
+        layer([1.0, 2.0, 3.0, 4.0])
+    with pytest.raises(ValueError, match=r"x must have shape \(\.\.\., d_in=4\)"):
+        layer(torch.zeros(2, 5))
+    with pytest.raises(TypeError, match="layer's dtype"):
+        layer(torch.zeros(2, 4, dtype=torch.float64))

@@ -127,6 +127,13 @@ def _hyperparameters(layers: dict[str, LoRALinear]) -> dict:
     return {"r": r, "alpha": alpha, "scaling": "alpha/sqrt(r)" if rslora else "alpha/r", "dropout": dropout}
 
 
+def _config_text(config: dict) -> str:
+    """Indented JSON, with one line per base tensor so that the fingerprint reads as a table."""
+    head = json.dumps({k: v for k, v in config.items() if k != "base"}, indent=1)
+    rows = ",\n".join(f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in config["base"].items())
+    return head[:-2] + ',\n "base": {\n' + rows + "\n }\n}\n"  # head[:-2] drops its closing "\n}"
+
+
 def save_adapter(model: nn.Module, path) -> tuple[Path, Path]:
     """Write the LoRA tensors to `path` (.safetensors) and the config to the same name with .json.
 
@@ -143,7 +150,7 @@ def save_adapter(model: nn.Module, path) -> tuple[Path, Path]:
         tensors[f"{name}.lora_A"] = layer.lora_A.detach().cpu().contiguous()  # (r, d_in)
         tensors[f"{name}.lora_B"] = layer.lora_B.detach().cpu().contiguous()  # (d_out, r)
     save_file(tensors, str(tensors_path), metadata={"format": "pt"})
-    config_path.write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
+    config_path.write_text(_config_text(config), encoding="utf-8")
     return tensors_path, config_path
 
 

@@ -10,7 +10,6 @@ matrix of the same shape. Counting operations and FLOPs gives stable numbers; wa
 from __future__ import annotations
 
 import copy
-import statistics
 import time
 
 import torch
@@ -109,8 +108,10 @@ def forward_flops(model: nn.Module, x: Tensor) -> int:
 @torch.no_grad()
 def time_forward(models: dict[str, nn.Module], x: Tensor, repeats: int = 50,
                  warmup: int = 5) -> dict[str, float]:
-    """Median seconds of one forward pass per model, timed in turns (a, b, c, a, b, c, …) so that
-    background load hits every model alike. Noisy: compare ratios from one call, never absolutes."""
+    """Fastest of `repeats` timings of one forward pass per model, in seconds, timed in turns
+    (a, b, c, a, b, c, …) so that background load hits every model alike. Other programs only ever
+    add time, so the minimum is the least disturbed estimate (as `timeit` advises). Still noisy:
+    compare ratios from one call, never absolute times across machines."""
     repeats, warmup = check_int("repeats", repeats, low=1), check_int("warmup", warmup, low=0)
     if not models:
         raise ValueError("models must name at least one model, got {}")
@@ -121,7 +122,7 @@ def time_forward(models: dict[str, nn.Module], x: Tensor, repeats: int = 50,
             model(x)
             if i >= warmup:
                 times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
+    return {name: min(t) for name, t in times.items()}
 
 
 def serving_variants(base: nn.Module, lora: nn.Module, bottleneck: int = 8) -> dict[str, nn.Module]:

@@ -175,6 +175,19 @@ def test_merge_then_unmerge_drift_is_tolerated(saved, x):
     torch.testing.assert_close(other(x), model(x), rtol=1e-5, atol=1e-6)
 
 
+def test_bfloat16_drift_is_tolerated_and_another_base_still_refused(tmp_path):
+    """bfloat16 rounds far more than float32: the tolerance widens with the dtype's eps (4·eps)."""
+    base = make_base().to(torch.bfloat16)
+    save_adapter(trained(base), tmp_path / "a.safetensors")
+    other = trained(base, seed=4)
+    merge_lora(other)
+    unmerge_lora(other)
+    assert not torch.equal(other[0].attn.q_proj.base.weight, base[0].attn.q_proj.weight)
+    load_adapter(other, tmp_path / "a.safetensors")
+    with pytest.raises(ValueError, match=r"'0\.attn\.q_proj\.weight' differs"):
+        load_adapter(make_base(seed=5).to(torch.bfloat16), tmp_path / "a.safetensors")
+
+
 def test_fingerprints_of_equal_and_different_bases():
     assert compare_fingerprints(fingerprint(make_base()), fingerprint(make_base())) is None
     assert "differs" in compare_fingerprints(fingerprint(make_base()), fingerprint(make_base(seed=3)))

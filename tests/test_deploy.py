@@ -64,7 +64,7 @@ def test_adapter_l_layout_wraps_only_the_mlp(base):
     assert not isinstance(adapted[0].attn, BottleneckAdapter)
 
 
-def test_time_forward_returns_a_positive_median_per_model(base, x):
+def test_time_forward_returns_a_positive_time_per_model(base, x):
     times = time_forward({"a": base, "b": base}, x, repeats=3, warmup=1)
     assert set(times) == {"a", "b"} and all(t > 0 for t in times.values())
 

@@ -58,6 +58,9 @@ def setup_notebook(seed: int = 0, quiet: bool = False) -> dict:
     that leave the machine are refused, which proves a notebook needs no network.
     Returns the versions that matter; prints them unless `quiet`.
     """
+    # idle OpenMP threads sleep instead of spinning: on a busy 2-core machine a spinning torch runs
+    # many times slower (measured: a training step 0.95 s instead of 0.06 s); results are unchanged
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import matplotlib
     import torch
 

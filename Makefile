@@ -24,8 +24,10 @@ $(VENV)/.test: $(VENV)/.course
 	$(PIP) -e '.[test,llm,bench]'
 	@touch $@
 
+# LAB_ARGS passes options through, e.g. make lab LAB_ARGS="--no-browser --port 8899"
+LAB_ARGS ?=
 lab: $(VENV)/.course  ## start JupyterLab on the course map
-	$(VENV)/bin/jupyter lab notebooks/00_start_here.ipynb
+	$(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS) notebooks/00_start_here.ipynb
 
 test: test-unit test-notebooks  ## unit tests, then every notebook under strict nbval
 

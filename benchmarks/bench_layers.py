@@ -46,7 +46,7 @@ def _step(module: nn.Module, x: torch.Tensor, g: torch.Tensor):
     return run
 
 
-def bench_forward_backward(d=1024, r=8, tokens=8192, device="cpu", dtype=torch.float32, rounds=15):
+def bench_forward_backward(d=1024, r=8, tokens=8192, device="cpu", dtype=torch.float32, rounds=9):
     """Median forward+backward time per layer; x requires grad as inside a deeper network."""
     x = torch.randn(tokens, d, device=device, dtype=dtype, requires_grad=True)
     g = torch.randn(tokens, d, device=device, dtype=dtype)
@@ -60,7 +60,7 @@ def bench_forward_backward(d=1024, r=8, tokens=8192, device="cpu", dtype=torch.f
     return medians
 
 
-def bench_merged(d=1024, r=8, tokens=8192, device="cpu", dtype=torch.float32, rounds=15):
+def bench_merged(d=1024, r=8, tokens=8192, device="cpu", dtype=torch.float32, rounds=9):
     """A merged LoRALinear's forward against a plain nn.Linear of the same size."""
     torch.manual_seed(0)
     x = torch.randn(tokens, d, device=device, dtype=dtype)

@@ -26,8 +26,8 @@ def bench_slider_updates(rounds: int = 50) -> dict[str, float]:
     return medians
 
 
-def naive_phi(A1: np.ndarray, A2: np.ndarray) -> np.ndarray:
-    """φ cell by cell: two SVDs and one product per (i, j), as a direct reading of the formula."""
+def svd_per_cell_phi(A1: np.ndarray, A2: np.ndarray) -> np.ndarray:
+    """φ cell by cell with two SVDs in every cell: the formula read literally, a loop of SVDs."""
     r1, r2 = A1.shape[0], A2.shape[0]
     phi = np.empty((r1, r2))
     for i in range(1, r1 + 1):
@@ -38,6 +38,18 @@ def naive_phi(A1: np.ndarray, A2: np.ndarray) -> np.ndarray:
     return phi
 
 
+def naive_phi(A1: np.ndarray, A2: np.ndarray) -> np.ndarray:
+    """φ cell by cell, a direct reading of the formula: ‖U1[:, :i]ᵀ U2[:, :j]‖_F² / min(i, j) for
+    every (i, j), one product per cell (the singular vectors are computed once, not per cell)."""
+    U1 = np.linalg.svd(A1, full_matrices=False)[2].T  # (d_in, r1)
+    U2 = np.linalg.svd(A2, full_matrices=False)[2].T  # (d_in, r2)
+    phi = np.empty((U1.shape[1], U2.shape[1]))
+    for i in range(1, U1.shape[1] + 1):
+        for j in range(1, U2.shape[1] + 1):
+            phi[i - 1, j - 1] = np.linalg.norm(U1[:, :i].T @ U2[:, :j]) ** 2 / min(i, j)
+    return phi
+
+
 def bench_phi(d_in: int = 1024, rounds: int = 5) -> dict[str, float]:
     """The 8×64 φ grid at d_in = 1024: lora_lab's vectorised version vs the naive loop."""
     from lora_lab.subspace import subspace_similarity
@@ -45,13 +57,16 @@ def bench_phi(d_in: int = 1024, rounds: int = 5) -> dict[str, float]:
     rng = np.random.default_rng(0)
     A8, A64 = rng.standard_normal((8, d_in)), rng.standard_normal((64, d_in))
     assert np.allclose(subspace_similarity(A8, A64), naive_phi(A8, A64), atol=1e-8)
-    medians = time_side_by_side({"naive per-cell loop": lambda: naive_phi(A8, A64),
-                                 "lora_lab.subspace_similarity": lambda: subspace_similarity(A8, A64)},
-                                rounds=rounds, warmup=1)
-    speedup = medians["naive per-cell loop"] / medians["lora_lab.subspace_similarity"]
-    rows = [(k, f"{v * 1e3:.2f}") for k, v in medians.items()]
-    rows.append(("speed-up", f"{speedup:.0f}× (goal ≥ 100×)"))
-    print_table(f"φ grid 8 × 64 at d_in = {d_in}", rows, ("method", "median ms"))
+    # the loop of SVDs takes about a minute, so it runs once; the other two repeat
+    once = time_side_by_side({"per-cell loop, two SVDs per cell": lambda: svd_per_cell_phi(A8, A64)},
+                             rounds=1, warmup=0)
+    medians = once | time_side_by_side(
+        {"per-cell loop, SVDs hoisted": lambda: naive_phi(A8, A64),
+         "lora_lab.subspace_similarity": lambda: subspace_similarity(A8, A64)}, rounds=rounds, warmup=1)
+    ours = medians["lora_lab.subspace_similarity"]
+    rows = [(k, f"{v * 1e3:.2f}", f"{v / ours:.1f}×") for k, v in medians.items()]
+    print_table(f"φ grid 8 × 64 at d_in = {d_in} (goal: ≥ 100× the per-cell loop of SVDs)", rows,
+                ("method", "median ms", "time vs lora_lab"))
     return medians
 
 

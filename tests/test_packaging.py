@@ -55,3 +55,11 @@ def test_ci_runs_the_readme_test_command():
 def test_nbval_is_strict():
     make = (ROOT / "Makefile").read_text()
     assert "--nbval " in make and "--nbval-lax" not in make
+
+
+def test_readme_table_lists_exactly_the_notebooks():
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("<!-- notebook-table -->")[1].split("<!-- /notebook-table -->")[0]
+    listed = set(re.findall(r"\(notebooks/(\d\d_\w+)\.ipynb\)", table))
+    present = {p.stem for p in (ROOT / "notebooks").glob("*.ipynb")}
+    assert listed == present

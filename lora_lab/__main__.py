@@ -3,6 +3,7 @@
     python -m lora_lab student OUT_DIR      student copies of every notebook
     python -m lora_lab figures [OUT_DIR]    regenerate the course's figures (default: figures/)
     python -m lora_lab pretrain             build (or check) the experiments' base checkpoint
+    python -m lora_lab prepare-llm          convert the capstone's LLM into its cache (needs [llm])
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     figures = sub.add_parser("figures", help="regenerate figures/*.png")
     figures.add_argument("out_dir", nargs="?", default="figures")
     sub.add_parser("pretrain", help="build or check the experiments' base checkpoint")
+    sub.add_parser("prepare-llm", help="convert the capstone's LLM into its cache (needs the [llm] extra)")
     args = parser.parse_args(argv)
 
     if args.command == "student":
@@ -33,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {path}")
     elif args.command == "pretrain":
         print(importlib.import_module("lora_lab.models").pretrain_command())
+    elif args.command == "prepare-llm":
+        print(importlib.import_module("lora_lab.llm").prepare_command())
     return 0
 
 

@@ -236,6 +236,13 @@ def test_load_smollm2_reads_an_existing_cache_without_the_package(tmp_path):
     assert count_parameters(loaded) == count_parameters(model)
 
 
+def test_prepare_command_reports_an_existing_cache(tmp_path):
+    model, tok = _tiny_llama(), _tiny_tokenizer()
+    llm.save_cache(model, tok, tmp_path)
+    line = llm.prepare_command(tmp_path)
+    assert line == f"found {tmp_path} · SmolLM2-135M-Instruct, {sum(p.numel() for p in model.parameters()):,} parameters, float32"
+
+
 def test_default_cache_dir_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("LORA_LAB_CACHE", str(tmp_path))
     assert llm.default_cache_dir() == tmp_path / "llm"

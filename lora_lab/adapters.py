@@ -5,6 +5,10 @@ behind a JSON header, so loading can never run code the way a pickle can) and `N
 alpha, the scaling rule, the targets and a fingerprint of the frozen base). `load_adapter` checks
 targets, shapes and the fingerprint before it touches the model. `export_peft` writes the same
 tensors in the layout `peft.PeftModel.from_pretrained` reads.
+
+A DoRA model (`lora_lab.variants.DoRALinear` layers) saves its trained magnitude too
+(`NAME.lora_magnitude`, shape (d_out,); config `"variant": "dora"`; PEFT: `use_dora` and
+`….lora_magnitude_vector`): without it the adapter would not reproduce the model.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from lora_lab.inject import add_lora, linear_names, lora_layers
+from lora_lab.inject import _set_submodule, add_lora, linear_names, lora_layers
 from lora_lab.layers import LoRALinear
 
 FORMAT, VERSION = "lora_lab.adapter", 1
@@ -26,6 +30,7 @@ FORMAT, VERSION = "lora_lab.adapter", 1
 #: an unmerge leaves W0 + ΔW - ΔW, which differs from W0 in the last bits (about 1e-7 relative).
 FINGERPRINT_RTOL = 1e-5
 PEFT_PREFIX = "base_model.model."
+PARTS = {"lora": ("lora_A", "lora_B"), "dora": ("lora_A", "lora_B", "lora_magnitude")}  # per layer
 
 
 def _check_model(model) -> dict[str, LoRALinear]:
@@ -57,7 +62,7 @@ def base_state(model: nn.Module) -> dict[str, Tensor]:
     renames = {f"{n}.base.": f"{n}." for n in layers}
     out = {}
     for key, value in model.state_dict().items():
-        if key.endswith((".lora_A", ".lora_B")):
+        if key.endswith((".lora_A", ".lora_B", ".lora_magnitude")):  # trained, not the base
             continue
         for old, new in renames.items():
             if key.startswith(old):
@@ -113,6 +118,17 @@ def _dropout_p(layer: LoRALinear) -> float:
     return layer.dropout.p if isinstance(layer.dropout, nn.Dropout) else 0.0
 
 
+def _variant(layers: dict[str, LoRALinear]) -> str:
+    """"dora" when every adapted layer is a DoRALinear, "lora" when none is; a mix is an error."""
+    from lora_lab.variants import DoRALinear
+
+    dora = sorted(n for n, layer in layers.items() if isinstance(layer, DoRALinear))
+    if dora and len(dora) != len(layers):
+        plain = sorted(set(layers) - set(dora))[0]
+        raise ValueError(f"an adapter holds one kind of layer: {dora[0]!r} is DoRA, {plain!r} is plain LoRA")
+    return "dora" if dora else "lora"
+
+
 def _hyperparameters(layers: dict[str, LoRALinear]) -> dict:
     """The one r, alpha, scaling rule and dropout every adapted layer shares (an error names the odd one)."""
     if not layers:
@@ -141,14 +157,17 @@ def save_adapter(model: nn.Module, path) -> tuple[Path, Path]:
     """
     layers = _check_model(model)
     config = {"format": FORMAT, "version": VERSION, **_hyperparameters(layers), "targets": sorted(layers)}
+    variant = _variant(layers)
+    if variant != "lora":  # a plain LoRA config stays as it always was
+        config["variant"] = variant
     _require_unmerged(layers, "save an adapter from")
     config["base"] = fingerprint(model)
     tensors_path, config_path = _adapter_paths(path)
     tensors_path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {}
-    for name, layer in layers.items():
-        tensors[f"{name}.lora_A"] = layer.lora_A.detach().cpu().contiguous()  # (r, d_in)
-        tensors[f"{name}.lora_B"] = layer.lora_B.detach().cpu().contiguous()  # (d_out, r)
+    for name, layer in layers.items():  # lora_A (r, d_in), lora_B (d_out, r), lora_magnitude (d_out,)
+        for part in PARTS[variant]:
+            tensors[f"{name}.{part}"] = getattr(layer, part).detach().cpu().contiguous()
     save_file(tensors, str(tensors_path), metadata={"format": "pt"})
     config_path.write_text(_config_text(config), encoding="utf-8")
     return tensors_path, config_path
@@ -164,16 +183,23 @@ def read_adapter(path) -> tuple[dict[str, Tensor], dict]:
     if config.get("format") != FORMAT or config.get("version") != VERSION:
         raise ValueError(f"{str(config_path)!r} is not a {FORMAT} v{VERSION} config, got "
                          f"format={config.get('format')!r}, version={config.get('version')!r}")
+    config.setdefault("variant", "lora")
+    if config["variant"] not in PARTS:
+        raise ValueError(f"{str(config_path)!r} names variant {config['variant']!r}; "
+                         f"this version reads {sorted(PARTS)}")
     return load_file(str(tensors_path)), config
 
 
 def _check_targets(model: nn.Module, layers: dict, tensors: dict, config: dict) -> None:
-    targets = config["targets"]
+    targets, variant = config["targets"], config["variant"]
     if layers and sorted(layers) != targets:
         extra = sorted(set(layers) ^ set(targets))[0]
         where = "the model has LoRA on" if extra in layers else "the adapter has"
         raise ValueError(f"targets differ: {where} {extra!r}; model: {sorted(layers)}, adapter: {targets}")
-    expected = {f"{n}.{part}" for n in targets for part in ("lora_A", "lora_B")}
+    if layers and _variant(layers) != variant:
+        raise ValueError(f"the adapter is {variant!r}, the model's layers are {_variant(layers)!r}; "
+                         "load it into the base alone, or into a model with the same kind of layers")
+    expected = {f"{n}.{part}" for n in targets for part in PARTS[variant]}
     if set(tensors) != expected:
         odd = sorted(set(tensors) ^ expected)[0]
         raise ValueError(f"the adapter's tensors do not match its targets: {odd!r} is missing or extra")
@@ -182,10 +208,12 @@ def _check_targets(model: nn.Module, layers: dict, tensors: dict, config: dict) 
         if name not in available:
             raise ValueError(f"target {name!r} of the adapter is not an nn.Linear of this model")
         if name in layers:
-            need = {"lora_A": tuple(layers[name].lora_A.shape), "lora_B": tuple(layers[name].lora_B.shape)}
+            r, d_in, d_out = layers[name].r, layers[name].in_features, layers[name].out_features
         else:
             linear = model.get_submodule(name)
-            need = {"lora_A": (config["r"], linear.in_features), "lora_B": (linear.out_features, config["r"])}
+            r, d_in, d_out = config["r"], linear.in_features, linear.out_features
+        need = {"lora_A": (r, d_in), "lora_B": (d_out, r), "lora_magnitude": (d_out,)}
+        need = {part: need[part] for part in PARTS[variant]}
         for part, shape in need.items():
             got = tuple(tensors[f"{name}.{part}"].shape)
             if got != shape:
@@ -218,10 +246,15 @@ def load_adapter(model: nn.Module, path) -> nn.Module:
     if not layers:
         add_lora(model, config["targets"], r=config["r"], alpha=config["alpha"],
                  dropout=config["dropout"], rslora=config["scaling"] == "alpha/sqrt(r)")
+        if config["variant"] == "dora":
+            from lora_lab.variants import DoRALinear
+
+            for name, layer in lora_layers(model).items():
+                _set_submodule(model, name, DoRALinear.from_lora(layer))
     with torch.no_grad():
         for name, layer in lora_layers(model).items():
-            layer.lora_A.copy_(tensors[f"{name}.lora_A"])
-            layer.lora_B.copy_(tensors[f"{name}.lora_B"])
+            for part in PARTS[config["variant"]]:
+                getattr(layer, part).copy_(tensors[f"{name}.{part}"])
     return model
 
 
@@ -245,21 +278,27 @@ def export_peft(model: nn.Module, directory) -> Path:
     """Write `adapter_config.json` and `adapter_model.safetensors` as PEFT 0.21 saves them.
 
     `peft.PeftModel.from_pretrained(<the same base>, directory)` then computes what `model` does.
-    Keys: `base_model.model.<name>.lora_A.weight` (r, d_in) and `….lora_B.weight` (d_out, r).
+    Keys: `base_model.model.<name>.lora_A.weight` (r, d_in) and `….lora_B.weight` (d_out, r); for DoRA
+    also `….lora_magnitude_vector` (d_out,) and `"use_dora": true`.
     """
     layers = _check_model(model)
     if not isinstance(directory, (str, os.PathLike)):
         raise TypeError(f"directory must be a str or a path, got {type(directory).__name__}")
-    hp = _hyperparameters(layers)
+    hp, variant = _hyperparameters(layers), _variant(layers)
     config = {"peft_type": "LORA", "task_type": None, "base_model_name_or_path": None,
               "r": hp["r"], "lora_alpha": hp["alpha"], "use_rslora": hp["scaling"] != "alpha/r",
               "lora_dropout": hp["dropout"], "target_modules": peft_targets(model), "bias": "none",
               "fan_in_fan_out": False, "init_lora_weights": True, "inference_mode": True,
               "modules_to_save": None}
+    if variant == "dora":
+        config["use_dora"] = True
+    peft_keys = {"lora_A": "lora_A.weight", "lora_B": "lora_B.weight",
+                 "lora_magnitude": "lora_magnitude_vector"}
     tensors = {}
     for name, layer in layers.items():
-        tensors[f"{PEFT_PREFIX}{name}.lora_A.weight"] = layer.lora_A.detach().cpu().contiguous()
-        tensors[f"{PEFT_PREFIX}{name}.lora_B.weight"] = layer.lora_B.detach().cpu().contiguous()
+        for part in PARTS[variant]:
+            tensor = getattr(layer, part).detach().cpu().contiguous()
+            tensors[f"{PEFT_PREFIX}{name}.{peft_keys[part]}"] = tensor
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(directory / "adapter_model.safetensors"), metadata={"format": "pt"})

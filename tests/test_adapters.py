@@ -328,3 +328,100 @@ def test_export_peft_bad_directory():
     with pytest.raises(TypeError, match="directory must be a str or a path, got int"):
         export_peft(trained(make_base()), 3)
 
+
+
+# ---- DoRA: the trained magnitude travels with A and B ----------------------------------------
+
+def trained_dora(base: nn.Module, seed: int = 3, **kw) -> nn.Module:
+    """A DoRA copy of `base` with random B and a magnitude moved off ‖W0‖, as if trained."""
+    from lora_lab.variants import DoRALinear
+
+    model = trained(base, seed=seed, **kw)
+    gen = torch.Generator().manual_seed(seed + 1)
+    for name, layer in lora_layers(model).items():
+        dora = DoRALinear.from_lora(layer)
+        with torch.no_grad():
+            dora.lora_magnitude.mul_(1 + 0.5 * torch.rand(dora.lora_magnitude.shape, generator=gen))
+        parent, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent), child, dora)
+    return model.eval()
+
+
+@pytest.fixture
+def saved_dora(tmp_path):
+    base = make_base()
+    model = trained_dora(base)
+    path = tmp_path / "dora.safetensors"
+    save_adapter(model, path)
+    return base, model, path
+
+
+def test_dora_round_trip_is_exact_and_keeps_the_magnitude(saved_dora, x):
+    from lora_lab.variants import DoRALinear
+
+    base, model, path = saved_dora
+    tensors, config = read_adapter(path)
+    assert config["variant"] == "dora"
+    assert sorted(k.rpartition(".")[2] for k in tensors if k.startswith("0.attn.q_proj.")) == \
+        ["lora_A", "lora_B", "lora_magnitude"]
+    assert tensors["0.attn.q_proj.lora_magnitude"].shape == (D,)
+    loaded = load_adapter(copy.deepcopy(base), path).eval()
+    assert all(isinstance(layer, DoRALinear) for layer in lora_layers(loaded).values())
+    assert torch.equal(loaded(x), model(x))
+    # without its magnitude the same A and B compute something else: it must be saved
+    plain = trained(base, seed=3)
+    assert not torch.allclose(plain(x), model(x), atol=1e-3)
+
+
+def test_plain_lora_config_has_no_variant_key(saved):
+    _, _, path = saved
+    assert "variant" not in json.loads(path.with_suffix(".json").read_text())
+    assert read_adapter(path)[1]["variant"] == "lora"  # read as LoRA, as before DoRA existed
+
+
+def test_dora_and_lora_do_not_load_into_each_other(saved, saved_dora):
+    base, _, lora_path = saved
+    _, dora_model, dora_path = saved_dora
+    with pytest.raises(ValueError, match=r"the adapter is 'dora', the model's layers are 'lora'"):
+        load_adapter(trained(base), dora_path)
+    with pytest.raises(ValueError, match=r"the adapter is 'lora', the model's layers are 'dora'"):
+        load_adapter(copy.deepcopy(dora_model), lora_path)
+
+
+def test_a_mix_of_dora_and_lora_layers_is_refused(tmp_path):
+    from lora_lab.variants import DoRALinear
+
+    model = trained(make_base())
+    model[0].attn.q_proj = DoRALinear.from_lora(model[0].attn.q_proj)
+    with pytest.raises(ValueError, match=r"one kind of layer: '0.attn.q_proj' is DoRA, '0.attn.v_proj' is"):
+        save_adapter(model, tmp_path / "mixed.safetensors")
+
+
+def test_a_dora_adapter_missing_its_magnitude_is_refused(saved_dora):
+    from safetensors.torch import load_file, save_file
+
+    base, _, path = saved_dora
+    tensors = load_file(str(path))
+    del tensors["1.attn.v_proj.lora_magnitude"]
+    save_file(tensors, str(path))
+    with pytest.raises(ValueError, match=r"'1.attn.v_proj.lora_magnitude' is missing or extra"):
+        load_adapter(copy.deepcopy(base), path)
+
+
+def test_exported_dora_adapter_loads_in_peft_with_equal_outputs(tmp_path, x, peft):
+    from safetensors.torch import load_file
+
+    base = make_base()
+    model = trained_dora(base)
+    export_peft(model, tmp_path / "peft")
+    config = json.loads((tmp_path / "peft" / "adapter_config.json").read_text())
+    assert config["use_dora"] is True
+    assert "base_model.model.0.attn.q_proj.lora_magnitude_vector" in load_file(
+        str(tmp_path / "peft" / "adapter_model.safetensors"))
+    loaded = peft.PeftModel.from_pretrained(copy.deepcopy(base), tmp_path / "peft").eval()
+    torch.testing.assert_close(loaded(x), model(x), rtol=1e-5, atol=1e-5)
+    theirs = peft.get_peft_model(copy.deepcopy(base), peft.LoraConfig(
+        r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"], use_dora=True))
+    theirs.save_pretrained(tmp_path / "theirs")
+    ours, peft_own = (load_file(str(tmp_path / d / "adapter_model.safetensors")) for d in ("peft", "theirs"))
+    assert {k: v.shape for k, v in ours.items()} == {k: v.shape for k, v in peft_own.items()}

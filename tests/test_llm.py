@@ -239,8 +239,9 @@ def test_load_smollm2_reads_an_existing_cache_without_the_package(tmp_path):
 def test_prepare_command_reports_an_existing_cache(tmp_path):
     model, tok = _tiny_llama(), _tiny_tokenizer()
     llm.save_cache(model, tok, tmp_path)
-    line = llm.prepare_command(tmp_path)
-    assert line == f"found {tmp_path} · SmolLM2-135M-Instruct, {sum(p.numel() for p in model.parameters()):,} parameters, float32"
+    n = sum(p.numel() for p in model.parameters())
+    expected = f"found {tmp_path} · SmolLM2-135M-Instruct, {n:,} parameters, float32"
+    assert llm.prepare_command(tmp_path) == expected
 
 
 def test_default_cache_dir_follows_the_environment(monkeypatch, tmp_path):

@@ -47,13 +47,18 @@ def x():
     return torch.randn(3, 5, D, generator=torch.Generator().manual_seed(2))
 
 
-@pytest.fixture
-def saved(tmp_path):
+def _saved(tmp_path, make, name: str):
+    """(base, adapted model made by `make(base)`, path of its saved adapter)."""
     base = make_base()
-    model = trained(base)
-    path = tmp_path / "task.safetensors"
+    model = make(base)
+    path = tmp_path / name
     save_adapter(model, path)
     return base, model, path
+
+
+@pytest.fixture
+def saved(tmp_path):
+    return _saved(tmp_path, trained, "task.safetensors")
 
 
 def test_round_trip_is_exact_onto_a_fresh_base(saved, x):
@@ -349,11 +354,7 @@ def trained_dora(base: nn.Module, seed: int = 3, **kw) -> nn.Module:
 
 @pytest.fixture
 def saved_dora(tmp_path):
-    base = make_base()
-    model = trained_dora(base)
-    path = tmp_path / "dora.safetensors"
-    save_adapter(model, path)
-    return base, model, path
+    return _saved(tmp_path, trained_dora, "dora.safetensors")
 
 
 def test_dora_round_trip_is_exact_and_keeps_the_magnitude(saved_dora, x):

@@ -124,7 +124,7 @@ def loopback_interface() -> str | None:
 
 def worker(rank: int, cfg: dict, out_dir: str) -> None:
     """The function each spawned process runs: join the group, train, save, always leave it."""
-    log = os.open(os.path.join(out_dir, f"rank{rank}.log"), os.O_WRONLY | os.O_CREAT)
+    log = os.open(os.path.join(out_dir, f"rank{rank}.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     os.dup2(log, 1), os.dup2(log, 2)  # gloo's chatter goes to a file, not into a notebook cell
     # gloo picks the address its ranks connect on from the machine's host name, which may name an
     # interface whose traffic a sandbox blocks (then a rank aborts in gloo's C++ code); pin it to
@@ -136,6 +136,11 @@ def worker(rank: int, cfg: dict, out_dir: str) -> None:
     try:
         if rank == cfg["fail_rank"]:
             raise RuntimeError(f"rank {rank} failed on purpose (fail_rank={rank})")
+        crash_mark = os.path.join(out_dir, f"crashed.rank{rank}")
+        if rank == cfg.get("crash_rank") and not os.path.exists(crash_mark):  # first attempt only
+            open(crash_mark, "w").close()
+            print(f"rank {rank} aborts on purpose (crash_rank={rank})", flush=True)
+            os.abort()  # SIGABRT, as an uncaught C++ exception in gloo would
         for method in cfg["methods"]:  # one process group, the methods one after the other
             torch.save(_train(rank, cfg, method), os.path.join(out_dir, f"{method}.rank{rank}.pt"))
     finally:

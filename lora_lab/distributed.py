@@ -45,6 +45,7 @@ class DistResult:
     states: list = field(repr=False)  # one dict name -> tensor of trainable parameters per rank
     first_step_state: dict = field(repr=False, default_factory=dict)  # rank 0's, after step 1
     gathered_difference: float = 0.0  # max |difference| the ranks found with all_gather
+    restarts: int = 0  # how often a crashed launch was started again (see launch_all's max_restarts)
 
     @property
     def max_rank_difference(self) -> float:
@@ -99,19 +100,28 @@ def check_port(port) -> int:
 def launch(world_size: int = 2, method: str = "lora", steps: int = 40, **options) -> DistResult:
     """Fine-tune `method` with DDP in `world_size` local processes; return the measured DistResult.
 
-    `options` are `launch_all`'s (port, seed, global_batch, r, compress, timeout_s, fail_rank).
+    `options` are `launch_all`'s (port, seed, global_batch, r, compress, timeout_s, fail_rank,
+    crash_rank, max_restarts).
     """
     return launch_all(world_size, (method,), steps, **options)[0]
 
 
 def launch_all(world_size: int = 2, methods=("full", "lora"), steps: int = 40, port: int | None = None,
                seed: int = 0, global_batch: int = 32, r: int = 4, compress: str = "none",
-               timeout_s: float = 300.0, fail_rank: int | None = None) -> list:
+               timeout_s: float = 300.0, fail_rank: int | None = None, crash_rank: int | None = None,
+               max_restarts: int = 1) -> list:
     """Fine-tune each of `methods` in turn with DDP in `world_size` local processes (one launch).
 
     Every step uses `global_batch` images split evenly over the ranks; `compress="fp16"` sends the
-    gradients as fp16 (DDP's fp16_compress_hook). `fail_rank` makes that rank raise at start, to
-    show that the launcher stops the others. Returns one DistResult per method, in order.
+    gradients as fp16 (DDP's fp16_compress_hook). Returns one DistResult per method, in order.
+
+    Failures: a rank that raises (a Python error, which would happen again) stops every rank and
+    raises here. A rank killed by a signal (a crash in C++ code, such as gloo's socket code
+    aborting on a connection reset) stops every rank, and the whole launch starts again from
+    scratch, up to `max_restarts` times, as `torchrun --max-restarts` does; the seeds make the
+    result the same, and `DistResult.restarts` says it happened. `fail_rank` makes that rank raise
+    at start, and `crash_rank` makes it abort (SIGABRT) in the first attempt only: both are there
+    to show what the launcher does.
     """
     world_size = check_int("world_size", world_size, low=1)
     methods = _check_methods(methods)
@@ -120,15 +130,35 @@ def launch_all(world_size: int = 2, methods=("full", "lora"), steps: int = 40, p
            "global_batch": check_int("global_batch", global_batch, low=world_size),
            "compress": check_choice("compress", compress, COMPRESS),
            "timeout_s": check_positive("timeout_s", timeout_s),
-           "fail_rank": None if fail_rank is None else check_int("fail_rank", fail_rank, 0, world_size - 1)}
+           "fail_rank": _rank_or_none("fail_rank", fail_rank, world_size),
+           "crash_rank": _rank_or_none("crash_rank", crash_rank, world_size)}
+    max_restarts = check_int("max_restarts", max_restarts, low=0)
     if global_batch % world_size:
         raise ValueError(f"global_batch must be a multiple of world_size={world_size}, got {global_batch}")
     check_backend()
     cfg["port"] = free_port() if port is None else check_port(port)
     with tempfile.TemporaryDirectory(prefix="lora_lab_ddp_") as out_dir:
-        _run_processes(world_size, cfg, out_dir)
-        return [_result(cfg, m, [torch.load(Path(out_dir) / f"{m}.rank{k}.pt") for k in range(world_size)])
-                for m in methods]
+        restarts = 0
+        while True:
+            try:
+                _run_processes(world_size, cfg, out_dir)
+                break
+            except RankCrashed as exc:
+                if restarts == max_restarts:
+                    raise RuntimeError(f"{exc} (after {restarts} restart{'s' * (restarts != 1)}; "
+                                       f"max_restarts={max_restarts})") from exc.__cause__
+                restarts += 1
+                cfg["port"] = free_port() if port is None else cfg["port"]
+        return [_result(cfg, m, [torch.load(Path(out_dir) / f"{m}.rank{k}.pt") for k in range(world_size)],
+                        restarts) for m in methods]
+
+
+class RankCrashed(RuntimeError):
+    """A rank was killed by a signal (a crash, not a Python error): the launch may be restarted."""
+
+
+def _rank_or_none(name: str, rank, world_size: int) -> int | None:
+    return None if rank is None else check_int(name, rank, 0, world_size - 1)
 
 
 def _check_methods(methods) -> tuple:
@@ -141,7 +171,7 @@ def _check_methods(methods) -> tuple:
 def _run_processes(world_size: int, cfg: dict, out_dir: str) -> None:
     """Start the ranks and wait; on any failure or timeout stop them all, then raise."""
     import torch.multiprocessing as mp
-    from torch.multiprocessing.spawn import ProcessException
+    from torch.multiprocessing.spawn import ProcessException, ProcessExitedException
 
     context = mp.start_processes(worker, args=(cfg, out_dir), nprocs=world_size, join=False,
                                  start_method="spawn")
@@ -153,8 +183,10 @@ def _run_processes(world_size: int, cfg: dict, out_dir: str) -> None:
                                    f"{cfg['timeout_s']:g} s; they were stopped")
     except ProcessException as exc:
         _stop(context.processes)
-        raise RuntimeError(f"rank {exc.error_index} failed, so every rank was stopped: "
-                           f"{_last_line(str(exc))}{_log_tail(out_dir, exc.error_index)}") from exc
+        crashed = isinstance(exc, ProcessExitedException) and exc.signal_name is not None
+        raise (RankCrashed if crashed else RuntimeError)(
+            f"rank {exc.error_index} failed, so every rank was stopped: "
+            f"{_last_line(str(exc))}{_log_tail(out_dir, exc.error_index)}") from exc
     finally:
         _stop(context.processes)
 
@@ -187,12 +219,13 @@ def _stop(processes) -> None:
             p.join()
 
 
-def _result(cfg: dict, method: str, reports: list) -> DistResult:
+def _result(cfg: dict, method: str, reports: list, restarts: int) -> DistResult:
     first = reports[0]
     return DistResult(method, cfg["r"], cfg["world_size"], cfg["steps"], first["trainable"], first["total"],
                       first["bytes_per_element"], first["bytes_per_step"], first["buckets"],
                       first["seconds_per_step"], first["accuracy"], [rep["state"] for rep in reports],
-                      first["first_step_state"], max(rep["gathered_difference"] for rep in reports))
+                      first["first_step_state"], max(rep["gathered_difference"] for rep in reports),
+                      restarts)
 
 
 # ---- the table and the command line ------------------------------------------------------------

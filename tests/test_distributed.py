@@ -139,6 +139,24 @@ def test_a_failing_rank_stops_every_process():
     assert multiprocessing.active_children() == []
 
 
+def test_a_crashed_rank_restarts_the_launch_with_the_same_result(two_ranks):
+    # rank 1 aborts (SIGABRT) in the first attempt, as a crash in gloo's C++ code would
+    res = launch(2, "lora", crash_rank=1, **FAST)
+    assert res.restarts == 1 and res.identical
+    assert all(torch.equal(res.states[0][n], t) for n, t in two_ranks["lora"].states[0].items())
+    assert two_ranks["lora"].restarts == 0
+    assert multiprocessing.active_children() == []
+
+
+def test_a_crash_with_no_restart_left_is_an_error_with_the_rank_log():
+    with pytest.raises(RuntimeError, match=r"rank 1 failed, so every rank was stopped: process 1 terminated "
+                                           r"with signal SIGABRT\n    rank 1 log: ") as info:
+        launch(2, "lora", steps=1, global_batch=8, crash_rank=1, max_restarts=0, timeout_s=120)
+    assert str(info.value).endswith("rank 1 log: rank 1 aborts on purpose (crash_rank=1) "
+                                    "(after 0 restarts; max_restarts=0)")
+    assert multiprocessing.active_children() == []
+
+
 def test_a_timeout_stops_every_process():
     with pytest.raises(TimeoutError, match=r"did not finish within timeout_s=0.5 s; they were stopped"):
         launch(2, "lora", steps=1, global_batch=8, timeout_s=0.5)  # not even time to import torch
@@ -208,6 +226,9 @@ def test_missing_backend_is_a_clear_error(monkeypatch):
     ({"global_batch": 1}, ValueError, r"global_batch must be an integer in \[2, inf\]"),
     ({"compress": "int8"}, ValueError, "compress must be one of"),
     ({"fail_rank": 2}, ValueError, r"fail_rank must be an integer in \[0, 1\]"),
+    ({"crash_rank": -1}, ValueError, r"crash_rank must be an integer in \[0, 1\]"),
+    ({"max_restarts": -1}, ValueError, r"max_restarts must be an integer"),
+    ({"max_restarts": 1.5}, TypeError, r"max_restarts must be an integer"),
     ({"timeout_s": 0}, ValueError, "timeout_s must be a positive"),
 ])
 def test_bad_options(kwargs, error, match):

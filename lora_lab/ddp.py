@@ -71,7 +71,7 @@ def _train(rank: int, cfg: dict, method: str) -> dict:
     torch.set_num_threads(1)  # one thread per rank: ranks share the cores, and sums stay in one order
     spec = RunSpec(method=method, r=cfg["r"], seed=cfg["seed"])
     model = prepare(base_model(), spec)
-    ddp = DistributedDataParallel(model, broadcast_buffers=False)  # broadcasts rank 0's weights once
+    ddp = DistributedDataParallel(model)  # broadcasts rank 0's weights once; the model has no buffers
     counter = ByteCounter(wire_dtype=COMPRESS[cfg["compress"]])
     ddp.register_comm_hook(counter, counting_hook)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -136,12 +136,21 @@ def worker(rank: int, cfg: dict, out_dir: str) -> None:
     try:
         if rank == cfg["fail_rank"]:
             raise RuntimeError(f"rank {rank} failed on purpose (fail_rank={rank})")
-        crash_mark = os.path.join(out_dir, f"crashed.rank{rank}")
-        if rank == cfg.get("crash_rank") and not os.path.exists(crash_mark):  # first attempt only
-            open(crash_mark, "w").close()
-            print(f"rank {rank} aborts on purpose (crash_rank={rank})", flush=True)
-            os.abort()  # SIGABRT, as an uncaught C++ exception in gloo would
+        _maybe_crash(rank, cfg, out_dir, "start")
         for method in cfg["methods"]:  # one process group, the methods one after the other
             torch.save(_train(rank, cfg, method), os.path.join(out_dir, f"{method}.rank{rank}.pt"))
+        dist.barrier()  # every rank has saved everything: only the teardown is left
+        open(os.path.join(out_dir, f"done.rank{rank}"), "w").close()
+        _maybe_crash(rank, cfg, out_dir, "exit")
     finally:
         dist.destroy_process_group()
+
+
+def _maybe_crash(rank: int, cfg: dict, out_dir: str, moment: str) -> None:
+    """Abort (SIGABRT, as an uncaught C++ exception in gloo would) if cfg asks this rank to, at
+    this moment, in the first attempt only (a mark file remembers it across restarts)."""
+    mark = os.path.join(out_dir, f"crashed.rank{rank}")
+    if rank == cfg.get("crash_rank") and cfg.get("crash_at", "start") == moment and not os.path.exists(mark):
+        open(mark, "w").close()
+        print(f"rank {rank} aborts on purpose (crash_rank={rank}, crash_at={moment!r})", flush=True)
+        os.abort()

@@ -46,6 +46,7 @@ class DistResult:
     first_step_state: dict = field(repr=False, default_factory=dict)  # rank 0's, after step 1
     gathered_difference: float = 0.0  # max |difference| the ranks found with all_gather
     restarts: int = 0  # how often a crashed launch was started again (see launch_all's max_restarts)
+    teardown_crashes: int = 0  # 1 when a rank crashed after every result was saved (results kept)
 
     @property
     def max_rank_difference(self) -> float:
@@ -101,7 +102,7 @@ def launch(world_size: int = 2, method: str = "lora", steps: int = 40, **options
     """Fine-tune `method` with DDP in `world_size` local processes; return the measured DistResult.
 
     `options` are `launch_all`'s (port, seed, global_batch, r, compress, timeout_s, fail_rank,
-    crash_rank, max_restarts).
+    crash_rank, crash_at, max_restarts).
     """
     return launch_all(world_size, (method,), steps, **options)[0]
 
@@ -109,7 +110,7 @@ def launch(world_size: int = 2, method: str = "lora", steps: int = 40, **options
 def launch_all(world_size: int = 2, methods=("full", "lora"), steps: int = 40, port: int | None = None,
                seed: int = 0, global_batch: int = 32, r: int = 4, compress: str = "none",
                timeout_s: float = 300.0, fail_rank: int | None = None, crash_rank: int | None = None,
-               max_restarts: int = 1) -> list:
+               crash_at: str = "start", max_restarts: int = 1) -> list:
     """Fine-tune each of `methods` in turn with DDP in `world_size` local processes (one launch).
 
     Every step uses `global_batch` images split evenly over the ranks; `compress="fp16"` sends the
@@ -119,9 +120,13 @@ def launch_all(world_size: int = 2, methods=("full", "lora"), steps: int = 40, p
     raises here. A rank killed by a signal (a crash in C++ code, such as gloo's socket code
     aborting on a connection reset) stops every rank, and the whole launch starts again from
     scratch, up to `max_restarts` times, as `torchrun --max-restarts` does; the seeds make the
-    result the same, and `DistResult.restarts` says it happened. `fail_rank` makes that rank raise
-    at start, and `crash_rank` makes it abort (SIGABRT) in the first attempt only: both are there
-    to show what the launcher does.
+    result the same, and `DistResult.restarts` says it happened. A crash in the teardown, after
+    every rank has saved all its results and passed the final barrier, loses nothing: those
+    results are kept and `DistResult.teardown_crashes` counts it (torch 2.13's gloo can abort with
+    "terminate called without an active exception" while a process group is destroyed).
+    `fail_rank` makes that rank raise at start; `crash_rank` makes it abort (SIGABRT) at
+    `crash_at` ("start" or "exit", the teardown) in the first attempt only: both show what the
+    launcher does.
     """
     world_size = check_int("world_size", world_size, low=1)
     methods = _check_methods(methods)
@@ -131,26 +136,32 @@ def launch_all(world_size: int = 2, methods=("full", "lora"), steps: int = 40, p
            "compress": check_choice("compress", compress, COMPRESS),
            "timeout_s": check_positive("timeout_s", timeout_s),
            "fail_rank": _rank_or_none("fail_rank", fail_rank, world_size),
-           "crash_rank": _rank_or_none("crash_rank", crash_rank, world_size)}
+           "crash_rank": _rank_or_none("crash_rank", crash_rank, world_size),
+           "crash_at": check_choice("crash_at", crash_at, ("start", "exit"))}
     max_restarts = check_int("max_restarts", max_restarts, low=0)
     if global_batch % world_size:
         raise ValueError(f"global_batch must be a multiple of world_size={world_size}, got {global_batch}")
     check_backend()
     cfg["port"] = free_port() if port is None else check_port(port)
     with tempfile.TemporaryDirectory(prefix="lora_lab_ddp_") as out_dir:
-        restarts = 0
+        restarts = teardown_crashes = 0
         while True:
+            for mark in Path(out_dir).glob("done.rank*"):  # only this attempt's marks count
+                mark.unlink()
             try:
                 _run_processes(world_size, cfg, out_dir)
                 break
             except RankCrashed as exc:
+                if all((Path(out_dir) / f"done.rank{k}").exists() for k in range(world_size)):
+                    teardown_crashes += 1  # every result was saved before the crash: keep them
+                    break
                 if restarts == max_restarts:
                     raise RuntimeError(f"{exc} (after {restarts} restart{'s' * (restarts != 1)}; "
                                        f"max_restarts={max_restarts})") from exc.__cause__
                 restarts += 1
                 cfg["port"] = free_port() if port is None else cfg["port"]
         return [_result(cfg, m, [torch.load(Path(out_dir) / f"{m}.rank{k}.pt") for k in range(world_size)],
-                        restarts) for m in methods]
+                        restarts, teardown_crashes) for m in methods]
 
 
 class RankCrashed(RuntimeError):
@@ -219,13 +230,13 @@ def _stop(processes) -> None:
             p.join()
 
 
-def _result(cfg: dict, method: str, reports: list, restarts: int) -> DistResult:
+def _result(cfg: dict, method: str, reports: list, restarts: int, teardown_crashes: int) -> DistResult:
     first = reports[0]
     return DistResult(method, cfg["r"], cfg["world_size"], cfg["steps"], first["trainable"], first["total"],
                       first["bytes_per_element"], first["bytes_per_step"], first["buckets"],
                       first["seconds_per_step"], first["accuracy"], [rep["state"] for rep in reports],
                       first["first_step_state"], max(rep["gathered_difference"] for rep in reports),
-                      restarts)
+                      restarts, teardown_crashes)
 
 
 # ---- the table and the command line ------------------------------------------------------------

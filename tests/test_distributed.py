@@ -148,11 +148,20 @@ def test_a_crashed_rank_restarts_the_launch_with_the_same_result(two_ranks):
     assert multiprocessing.active_children() == []
 
 
+def test_a_crash_in_the_teardown_keeps_the_saved_results(two_ranks):
+    # rank 1 aborts after the final barrier: every result is on disk, nothing is run again
+    res = launch(2, "lora", crash_rank=1, crash_at="exit", max_restarts=0, **FAST)
+    assert (res.restarts, res.teardown_crashes) == (0, 1) and res.identical
+    assert all(torch.equal(res.states[1][n], t) for n, t in two_ranks["lora"].states[1].items())
+    assert two_ranks["lora"].teardown_crashes == 0
+    assert multiprocessing.active_children() == []
+
+
 def test_a_crash_with_no_restart_left_is_an_error_with_the_rank_log():
     with pytest.raises(RuntimeError, match=r"rank 1 failed, so every rank was stopped: process 1 terminated "
                                            r"with signal SIGABRT\n    rank 1 log: ") as info:
         launch(2, "lora", steps=1, global_batch=8, crash_rank=1, max_restarts=0, timeout_s=120)
-    assert str(info.value).endswith("rank 1 log: rank 1 aborts on purpose (crash_rank=1) "
+    assert str(info.value).endswith("rank 1 log: rank 1 aborts on purpose (crash_rank=1, crash_at='start') "
                                     "(after 0 restarts; max_restarts=0)")
     assert multiprocessing.active_children() == []
 
@@ -227,6 +236,7 @@ def test_missing_backend_is_a_clear_error(monkeypatch):
     ({"compress": "int8"}, ValueError, "compress must be one of"),
     ({"fail_rank": 2}, ValueError, r"fail_rank must be an integer in \[0, 1\]"),
     ({"crash_rank": -1}, ValueError, r"crash_rank must be an integer in \[0, 1\]"),
+    ({"crash_at": "middle"}, ValueError, r"crash_at must be one of"),
     ({"max_restarts": -1}, ValueError, r"max_restarts must be an integer"),
     ({"max_restarts": 1.5}, TypeError, r"max_restarts must be an integer"),
     ({"timeout_s": 0}, ValueError, "timeout_s must be a positive"),

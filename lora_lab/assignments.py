@@ -23,8 +23,18 @@ MASTERS = Path(__file__).resolve().parent.parent / "notebooks"
 
 
 def has_solution(cell) -> bool:
-    """True when the cell holds a solution region."""
-    return BEGIN in cell.source and END in cell.source
+    """True when the cell holds a solution region (marker lines, not prose that names them)."""
+    return SOLUTION.search(cell.source) is not None
+
+
+def prose_markers(source: str) -> list[str]:
+    """Lines that mention a marker without being one. nbgrader treats any line that contains
+    'BEGIN SOLUTION' or 'END SOLUTION' as a marker (and drops or stubs it), so a master must not
+    have such lines; tests use this to keep every master safe for nbgrader."""
+    words = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
+    markers = {f"### {w}" for w in words}
+    return [line for line in source.splitlines()
+            if any(w in line for w in words) and line.strip() not in markers]
 
 
 def tag_nbgrader(nb, prefix: str = "nb") -> int:

@@ -12,6 +12,7 @@ from lora_lab.assignments import (
     END,
     MASTERS,
     has_solution,
+    prose_markers,
     strip_solutions,
     student_version,
     tag_nbgrader,
@@ -137,3 +138,51 @@ def test_masters_carry_nbgrader_metadata(master):
         if meta:
             ids.append(meta["grade_id"])
     assert len(ids) == len(set(ids)), "grade_id values must be unique"
+
+
+def test_has_solution_needs_marker_lines_not_prose():
+    prose = nbformat.v4.new_markdown_cell(f"Answers sit between `{BEGIN}` and `{END}`.")
+    assert not has_solution(prose) and prose_markers(prose.source) == [prose.source]
+    assert has_solution(nbformat.v4.new_code_cell(CODE)) and prose_markers(CODE) == []
+
+
+@pytest.mark.parametrize("master", MASTER_PATHS, ids=[p.stem for p in MASTER_PATHS])
+def test_masters_are_safe_for_nbgrader_and_tagged_by_the_rule(master):
+    nb = nbformat.read(master, as_version=4)
+    bad = [line for cell in nb.cells for line in prose_markers(cell.source)]
+    assert not bad, f"nbgrader would take these lines for markers: {bad[:2]}"
+    retagged = nbformat.read(master, as_version=4)
+    for cell in retagged.cells:
+        cell.metadata.pop("nbgrader", None)
+    tag_nbgrader(retagged, prefix=master.stem[:2])
+    for i, (cell, again) in enumerate(zip(nb.cells, retagged.cells, strict=True)):
+        assert cell.metadata.get("nbgrader") == again.metadata.get("nbgrader"), f"cell {i}"
+
+
+def test_nbgrader_generate_assignment_agrees_with_our_student_copies(tmp_path):
+    """nbgrader itself (generate_assignment, no database) takes every master as it is, and the
+    student notebooks it releases equal ours, cell for cell."""
+    import shutil
+    import subprocess
+    import sys
+
+    pytest.importorskip("nbgrader")  # in the test extra: this runs under make test
+    source = tmp_path / "source" / "lora_lab"
+    source.mkdir(parents=True)
+    for master in MASTER_PATHS:
+        shutil.copy(master, source / master.name)
+    done = subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", "lora_lab", "--no-db",
+                           "--force", f"--CourseDirectory.root={tmp_path}"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for master in MASTER_PATHS:
+        theirs = nbformat.read(tmp_path / "release" / "lora_lab" / master.name, as_version=4)
+        ours = student_version(nbformat.read(master, as_version=4))
+        assert len(theirs.cells) == len(ours.cells), master.name
+        for i, (a, b) in enumerate(zip(ours.cells, theirs.cells, strict=True)):
+            assert a.source == b.source, f"{master.name} cell {i}"
+            assert not b.get("outputs"), f"{master.name} cell {i} kept outputs"
+        locked = [c for c in theirs.cells if c.metadata.get("nbgrader", {}).get("grade")
+                  and c.cell_type == "code"]
+        assert all(c.metadata["nbgrader"]["locked"] for c in locked), master.name
+        assert all("checksum" in c.metadata["nbgrader"] for c in locked), master.name

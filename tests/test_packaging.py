@@ -63,3 +63,13 @@ def test_readme_table_lists_exactly_the_notebooks():
     listed = set(re.findall(r"\(notebooks/(\d\d_\w+)\.ipynb\)", table))
     present = {p.stem for p in (ROOT / "notebooks").glob("*.ipynb")}
     assert listed == present
+
+
+def test_package_docstring_maps_every_module():
+    import lora_lab
+
+    doc = lora_lab.__doc__
+    modules = sorted(p.stem for p in (ROOT / "lora_lab").glob("*.py") if p.stem != "__init__")
+    modules += sorted(p.parent.name for p in (ROOT / "lora_lab").glob("*/__init__.py"))
+    missing = [m for m in modules if f"`{m}`" not in doc]
+    assert not missing, f"add these to lora_lab/__init__.py's module map: {missing}"

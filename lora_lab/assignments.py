@@ -31,8 +31,8 @@ def prose_markers(source: str) -> list[str]:
     """Lines that mention a marker without being one. nbgrader treats any line that contains
     'BEGIN SOLUTION' or 'END SOLUTION' as a marker (and drops or stubs it), so a master must not
     have such lines; tests use this to keep every master safe for nbgrader."""
-    words = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
-    markers = {f"### {w}" for w in words}
+    markers = (BEGIN, END, "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
+    words = [m.removeprefix("### ") for m in markers]
     return [line for line in source.splitlines()
             if any(w in line for w in words) and line.strip() not in markers]
 

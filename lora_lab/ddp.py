@@ -150,7 +150,7 @@ def _maybe_crash(rank: int, cfg: dict, out_dir: str, moment: str) -> None:
     """Abort (SIGABRT, as an uncaught C++ exception in gloo would) if cfg asks this rank to, at
     this moment, in the first attempt only (a mark file remembers it across restarts)."""
     mark = os.path.join(out_dir, f"crashed.rank{rank}")
-    if rank == cfg.get("crash_rank") and cfg.get("crash_at", "start") == moment and not os.path.exists(mark):
+    if rank == cfg["crash_rank"] and cfg["crash_at"] == moment and not os.path.exists(mark):
         open(mark, "w").close()
         print(f"rank {rank} aborts on purpose (crash_rank={rank}, crash_at={moment!r})", flush=True)
         os.abort()

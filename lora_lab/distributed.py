@@ -192,8 +192,7 @@ def _run_processes(world_size: int, cfg: dict, out_dir: str) -> None:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the {world_size} ranks did not finish within timeout_s="
                                    f"{cfg['timeout_s']:g} s; they were stopped")
-    except ProcessException as exc:
-        _stop(context.processes)
+    except ProcessException as exc:  # `finally` below stops the other ranks
         crashed = isinstance(exc, ProcessExitedException) and exc.signal_name is not None
         raise (RankCrashed if crashed else RuntimeError)(
             f"rank {exc.error_index} failed, so every rank was stopped: "

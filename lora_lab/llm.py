@@ -101,11 +101,15 @@ def load_cached(folder: Path, dtype: torch.dtype = torch.float32):
     return model.eval(), tokenizer
 
 
+def _smollm2_folder(cache_dir: Path | None) -> Path:
+    return Path(cache_dir) if cache_dir is not None else default_cache_dir() / "smollm2-135m-instruct"
+
+
 def load_smollm2(cache_dir: Path | None = None):
     """(SmolLM2-135M-Instruct in float32, eval mode; its tokenizer), offline; caches on first use."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "smollm2-135m-instruct"
+    folder = _smollm2_folder(cache_dir)
     if not (folder / _WEIGHTS).is_file():
         gguf = package_file(MODEL_PACKAGE, GGUF_FILE)
         with _quiet_transformers():  # dequantises Q4_1 to float32: 20–30 s
@@ -118,7 +122,7 @@ def load_smollm2(cache_dir: Path | None = None):
 def prepare_command(cache_dir: Path | None = None) -> str:
     """`python -m lora_lab prepare-llm`: convert the capstone's model into its cache now (once, at
     install time), so the capstone's first run does not spend 20–30 s on it; one line."""
-    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "smollm2-135m-instruct"
+    folder = _smollm2_folder(cache_dir)
     found = (folder / _WEIGHTS).is_file()
     model, _ = load_smollm2(folder)
     n = sum(p.numel() for p in model.parameters())

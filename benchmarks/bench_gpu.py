@@ -44,7 +44,7 @@ def build(kind: str, config, device: str, r: int = 8):
         from peft import LoraConfig, get_peft_model
 
         return get_peft_model(model, LoraConfig(r=r, lora_alpha=2 * r, target_modules=targets))
-    from lora_lab.inject import add_lora
+    from lora_lab.lora.inject import add_lora
 
     return add_lora(model, targets, r=r, alpha=2 * r)
 

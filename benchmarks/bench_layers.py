@@ -8,7 +8,7 @@ from peft import LoraConfig, inject_adapter_in_model
 from torch import nn
 
 from benchmarks.common import print_table, ratio_rows, time_side_by_side
-from lora_lab.layers import LoRALinear
+from lora_lab.lora.layer import LoRALinear
 
 
 class _Holder(nn.Module):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from benchmarks.common import print_table, time_side_by_side
-from lora_lab.budget import GPT3_175B, budget_summary
-from lora_lab.lowrank import LowRankImage, load_photo, planted_low_rank, truncated_svd
+from lora_lab.maths.budget import GPT3_175B, budget_summary
+from lora_lab.maths.lowrank import LowRankImage, load_photo, planted_low_rank, truncated_svd
 
 
 def bench_slider_updates(rounds: int = 50) -> dict[str, float]:
@@ -52,7 +52,7 @@ def naive_phi(A1: np.ndarray, A2: np.ndarray) -> np.ndarray:
 
 def bench_phi(d_in: int = 1024, rounds: int = 5) -> dict[str, float]:
     """The 8×64 φ grid at d_in = 1024: lora_lab's vectorised version vs the naive loop."""
-    from lora_lab.subspace import subspace_similarity
+    from lora_lab.maths.subspace import subspace_similarity
 
     rng = np.random.default_rng(0)
     A8, A64 = rng.standard_normal((8, d_in)), rng.standard_normal((64, d_in))

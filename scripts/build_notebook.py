@@ -17,7 +17,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from lora_lab.assignments import tag_nbgrader
+from lora_lab.course.assignments import tag_nbgrader
 
 
 def parse(text: str) -> nbformat.NotebookNode:

@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-import lora_lab.adapters as adapters_module
-from lora_lab.adapters import (
+import lora_lab.lora.adapters as adapters_module
+from lora_lab.lora.adapters import (
     compare_fingerprints,
     export_peft,
     file_kib,
@@ -20,8 +20,8 @@ from lora_lab.adapters import (
     read_adapter,
     save_adapter,
 )
-from lora_lab.attention import TransformerBlock
-from lora_lab.inject import add_lora, lora_layers, merge_lora, unmerge_lora
+from lora_lab.lora.attention import TransformerBlock
+from lora_lab.lora.inject import add_lora, lora_layers, merge_lora, unmerge_lora
 
 D = 8
 
@@ -339,7 +339,7 @@ def test_export_peft_bad_directory():
 
 def trained_dora(base: nn.Module, seed: int = 3, **kw) -> nn.Module:
     """A DoRA copy of `base` with random B and a magnitude moved off ‖W0‖, as if trained."""
-    from lora_lab.variants import DoRALinear
+    from lora_lab.lora.variants import DoRALinear
 
     model = trained(base, seed=seed, **kw)
     gen = torch.Generator().manual_seed(seed + 1)
@@ -358,7 +358,7 @@ def saved_dora(tmp_path):
 
 
 def test_dora_round_trip_is_exact_and_keeps_the_magnitude(saved_dora, x):
-    from lora_lab.variants import DoRALinear
+    from lora_lab.lora.variants import DoRALinear
 
     base, model, path = saved_dora
     tensors, config = read_adapter(path)
@@ -390,7 +390,7 @@ def test_dora_and_lora_do_not_load_into_each_other(saved, saved_dora):
 
 
 def test_a_mix_of_dora_and_lora_layers_is_refused(tmp_path):
-    from lora_lab.variants import DoRALinear
+    from lora_lab.lora.variants import DoRALinear
 
     model = trained(make_base())
     model[0].attn.q_proj = DoRALinear.from_lora(model[0].attn.q_proj)

@@ -7,7 +7,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from lora_lab.assignments import (
+from lora_lab.course.assignments import (
     BEGIN,
     END,
     MASTERS,

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lora_lab.attention import (
+from lora_lab.lora.attention import (
     MLP,
     MultiHeadSelfAttention,
     TransformerBlock,

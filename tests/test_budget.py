@@ -6,8 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from lora_lab import budget
-from lora_lab.budget import (
+from lora_lab.lora.layer import LoRALinear
+from lora_lab.maths import budget
+from lora_lab.maths.budget import (
     GPT2_MEDIUM,
     GPT3_175B,
     LLAMA2_7B,
@@ -23,7 +24,6 @@ from lora_lab.budget import (
     matrix_shapes,
     training_memory,
 )
-from lora_lab.layers import LoRALinear
 
 QV, ALL4 = ("q", "v"), ("q", "k", "v", "o")
 
@@ -162,7 +162,7 @@ def test_total_equals_a_hugging_face_roberta_without_pooler(shape):
 @pytest.mark.parametrize(("targets", "r"), [(("q", "v"), 2), (("k", "o", "gate", "down"), 3),
                                             (budget.TARGETS, 1)])
 def test_inject_count_parameters_on_a_tiny_gqa_llama(targets, r):
-    inject = pytest.importorskip("lora_lab.inject")
+    inject = pytest.importorskip("lora_lab.lora.inject")
     shape = ModelShape("tiny GQA", n_layers=2, d_model=24, n_heads=6, n_kv_heads=2, d_ff=40,
                        vocab_size=50, gated_mlp=True, bias=False, norm="rmsnorm", tied_embeddings=False)
     torch.manual_seed(0)

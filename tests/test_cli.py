@@ -8,7 +8,7 @@ import nbformat
 import pytest
 
 from lora_lab.__main__ import main
-from lora_lab.assignments import MASTERS
+from lora_lab.course.assignments import MASTERS
 
 
 def test_student_writes_one_copy_per_master(tmp_path, capsys):
@@ -28,7 +28,7 @@ def test_pretrain_finds_and_checks_the_committed_checkpoint(capsys):
 
 def test_prepare_llm_reads_the_cache_named_by_the_environment(tmp_path, monkeypatch, capsys):
     transformers = pytest.importorskip("transformers")
-    from lora_lab import llm
+    from lora_lab.lab import llm
 
     config = transformers.LlamaConfig(vocab_size=16, hidden_size=8, intermediate_size=16, num_hidden_layers=1,
                                       num_attention_heads=2, num_key_value_heads=1, head_dim=4)

@@ -5,7 +5,7 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
-from lora_lab.data import TASKS, TEST_FRACTION, load_task, split_indices
+from lora_lab.lab.data import TASKS, TEST_FRACTION, load_task, split_indices
 
 TARGETS = load_digits().target
 

@@ -6,8 +6,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from lora_lab.ddp import HOST, ByteCounter, _batches, counting_hook
-from lora_lab.distributed import free_port
+from lora_lab.lab.ddp.launcher import free_port
+from lora_lab.lab.ddp.rank import HOST, ByteCounter, _batches, counting_hook
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from lora_lab.attention import TransformerBlock
-from lora_lab.deploy import (
+from lora_lab.lora.attention import TransformerBlock
+from lora_lab.lora.deploy import (
     BottleneckAdapter,
     add_bottleneck_adapters,
     count_ops,
@@ -16,7 +16,7 @@ from lora_lab.deploy import (
     serving_variants,
     time_forward,
 )
-from lora_lab.inject import add_lora, count_parameters, lora_layers, merge_lora
+from lora_lab.lora.inject import add_lora, count_parameters, lora_layers, merge_lora
 
 D = 16
 

@@ -10,8 +10,8 @@ import socket
 import pytest
 import torch
 
-from lora_lab import distributed
-from lora_lab.distributed import (
+from lora_lab.lab.ddp import launcher as distributed
+from lora_lab.lab.ddp.launcher import (
     check_port,
     format_table,
     format_timings,
@@ -21,8 +21,8 @@ from lora_lab.distributed import (
     max_difference,
     per_step,
 )
-from lora_lab.experiments import RunSpec, prepare
-from lora_lab.models import base_model
+from lora_lab.lab.models import base_model
+from lora_lab.lab.runs import RunSpec, prepare
 
 STEPS = 3
 FAST = {"steps": STEPS, "global_batch": 8}
@@ -264,7 +264,7 @@ def test_a_rank_log_tail_goes_into_the_error(tmp_path):
 
 @pytest.mark.skipif(not hasattr(socket, "if_nameindex"), reason="no interface list on this platform")
 def test_gloo_is_pinned_to_the_loopback_interface():
-    from lora_lab.ddp import loopback_interface
+    from lora_lab.lab.ddp.rank import loopback_interface
 
     names = [name for _, name in socket.if_nameindex()]
     assert loopback_interface() in names and loopback_interface().startswith("lo")

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from lora_lab.exercises import NOT_DONE, Case, Mistake, check_value, compare, run_cases
-from lora_lab.exercises.start import check_factor_params
+from lora_lab.course.exercises import NOT_DONE, Case, Mistake, check_value, compare, run_cases
+from lora_lab.course.exercises.start import check_factor_params
 
 
 def _square(x):

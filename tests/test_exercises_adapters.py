@@ -2,8 +2,8 @@
 
 import pytest
 
-from lora_lab.exercises import NOT_DONE
-from lora_lab.exercises.adapters import (
+from lora_lab.course.exercises import NOT_DONE
+from lora_lab.course.exercises.adapters import (
     check_adapter_bytes,
     check_extra_flops,
     check_peft_key,

@@ -4,9 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from lora_lab.attention import TransformerBlock, split_qkv
-from lora_lab.exercises import NOT_DONE
-from lora_lab.exercises.attention import (
+from lora_lab.course.exercises import NOT_DONE
+from lora_lab.course.exercises.attention import (
     check_lora_param_count,
     check_matches,
     check_seed_trainable,
@@ -16,7 +15,8 @@ from lora_lab.exercises.attention import (
     matches,
     seed_attention_trainable,
 )
-from lora_lab.inject import _matches, add_lora, count_parameters
+from lora_lab.lora.attention import TransformerBlock, split_qkv
+from lora_lab.lora.inject import _matches, add_lora, count_parameters
 
 
 def _stub(*args):
@@ -96,7 +96,7 @@ def test_param_count_checker():
 
 
 def test_matches_reference_agrees_with_add_lora_matching():
-    from lora_lab.exercises.attention import MATCH_CASES
+    from lora_lab.course.exercises.attention import MATCH_CASES
 
     for name, target, ok in MATCH_CASES:
         assert matches(name, target) == _matches(name, target) == ok

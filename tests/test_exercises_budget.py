@@ -2,8 +2,8 @@
 
 import pytest
 
-from lora_lab.exercises import NOT_DONE
-from lora_lab.exercises.budget import (
+from lora_lab.course.exercises import NOT_DONE
+from lora_lab.course.exercises.budget import (
     check_adapter_megabytes,
     check_lora_params,
     check_task_storage,

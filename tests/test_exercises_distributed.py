@@ -2,9 +2,9 @@
 
 import pytest
 
-from lora_lab.exercises import NOT_DONE
-from lora_lab.exercises.distributed import check_grad_bytes, check_ring_traffic
-from lora_lab.scale import grad_bytes_per_step, ring_allreduce_bytes
+from lora_lab.course.exercises import NOT_DONE
+from lora_lab.course.exercises.distributed import check_grad_bytes, check_ring_traffic
+from lora_lab.maths.scale import grad_bytes_per_step, ring_allreduce_bytes
 
 
 def _todo(*args):
@@ -25,7 +25,7 @@ def test_reference_passes(checker, capsys):
 
 
 def test_package_functions_pass_the_checkers():
-    """The notebook's answers and lora_lab.scale agree."""
+    """The notebook's answers and lora_lab.maths.scale agree."""
     assert check_grad_bytes(grad_bytes_per_step).passed
     assert check_ring_traffic(ring_allreduce_bytes).passed
 

@@ -1,6 +1,6 @@
 """The checkers of 06_experiments accept the reference and teach on known mistakes."""
 
-from lora_lab.exercises.experiments import check_adam_state_bytes, check_lora_trainable
+from lora_lab.course.exercises.experiments import check_adam_state_bytes, check_lora_trainable
 
 
 def test_lora_trainable_checker():

@@ -7,8 +7,13 @@ import pytest
 import torch
 from torch import nn
 
-from lora_lab.exercises import NOT_DONE
-from lora_lab.exercises.layers import check_lora_forward, check_lora_init, check_merge, check_param_counts
+from lora_lab.course.exercises import NOT_DONE
+from lora_lab.course.exercises.layers import (
+    check_lora_forward,
+    check_lora_init,
+    check_merge,
+    check_param_counts,
+)
 
 
 def not_done(*args):

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from lora_lab.exercises import NOT_DONE
-from lora_lab.exercises.llm import check_lora_qv_params, check_perplexity
+from lora_lab.course.exercises import NOT_DONE
+from lora_lab.course.exercises.llm import check_lora_qv_params, check_perplexity
 
 
 def _not_done(*args):

@@ -3,9 +3,13 @@
 import numpy as np
 import pytest
 
-from lora_lab import lowrank as lr
-from lora_lab.exercises import NOT_DONE
-from lora_lab.exercises.lowrank import check_best_rank_r, check_compression_ratio, check_rank_for_energy
+from lora_lab.course.exercises import NOT_DONE
+from lora_lab.course.exercises.lowrank import (
+    check_best_rank_r,
+    check_compression_ratio,
+    check_rank_for_energy,
+)
+from lora_lab.maths import lowrank as lr
 
 
 def _stub(*args):

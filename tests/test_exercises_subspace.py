@@ -2,7 +2,11 @@
 
 import numpy as np
 
-from lora_lab.exercises.subspace import check_amplification_factor, check_phi_cell, check_top_directions
+from lora_lab.course.exercises.subspace import (
+    check_amplification_factor,
+    check_phi_cell,
+    check_top_directions,
+)
 
 
 def _phi(A1, A2, i, j):

@@ -5,16 +5,16 @@ import math
 import pytest
 import torch
 
-from lora_lab import nf4
-from lora_lab.exercises import NOT_DONE
-from lora_lab.exercises.variants import (
+from lora_lab.course.exercises import NOT_DONE
+from lora_lab.course.exercises.variants import (
     check_dora_weight,
     check_lora_scaling,
     check_pissa_init,
     check_quantize_block,
 )
-from lora_lab.layers import LoRALinear
-from lora_lab.variants import DoRALinear, pissa_init_
+from lora_lab.lora.layer import LoRALinear
+from lora_lab.lora.variants import DoRALinear, pissa_init_
+from lora_lab.maths import nf4
 
 
 def _stub(*args):

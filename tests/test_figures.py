@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from lora_lab.figures import registry, write_all
+from lora_lab.course.figures import registry, write_all
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from lora_lab.attention import MultiHeadSelfAttention, TransformerBlock
-from lora_lab.inject import (
+from lora_lab.lora.attention import MultiHeadSelfAttention, TransformerBlock
+from lora_lab.lora.inject import (
     add_lora,
     count_parameters,
     format_parameter_table,
@@ -19,7 +19,7 @@ from lora_lab.inject import (
     parameter_table,
     unmerge_lora,
 )
-from lora_lab.layers import LoRALinear
+from lora_lab.lora.layer import LoRALinear
 
 TARGET_SETS = [["q_proj"], ["q_proj", "v_proj"], ["q_proj", "k_proj", "v_proj", "o_proj"],
                ["fc1", "fc2"], ["attn.o_proj", "mlp.fc2"]]

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from lora_lab.intrinsic import digit_split, intrinsic_curve, mlp, n_params, train_in_subspace
+from lora_lab.lab.intrinsic import digit_split, intrinsic_curve, mlp, n_params, train_in_subspace
 
 
 def test_split_and_mlp_shapes():
@@ -41,7 +41,7 @@ def test_curve_plot_marks_d90():
     import matplotlib
 
     matplotlib.use("Agg")
-    from lora_lab.plots.intrinsic import plot_intrinsic_curve
+    from lora_lab.views.plots.intrinsic import plot_intrinsic_curve
 
     result = {"d": [2, 20, 200], "accuracy": [0.1, 0.5, 0.9], "full": 0.95, "D": 2410, "d90": 200}
     fig, ax = plot_intrinsic_curve(result)

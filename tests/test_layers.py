@@ -9,8 +9,8 @@ import torch
 from peft import LoraConfig, inject_adapter_in_model
 from torch import nn
 
-from lora_lab.layers import LoRALinear, _LoRAMatmul
-from lora_lab.trace import creates_shape
+from lora_lab.lora.layer import LoRALinear, _LoRAMatmul
+from lora_lab.lora.trace import creates_shape
 
 D_IN, D_OUT, R = 7, 6, 3
 TOL = 1e-6

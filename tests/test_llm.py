@@ -10,8 +10,8 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
-from lora_lab import llm  # noqa: E402
-from lora_lab.inject import add_lora, count_parameters, lora_layers  # noqa: E402
+from lora_lab.lab import llm  # noqa: E402
+from lora_lab.lora.inject import add_lora, count_parameters, lora_layers  # noqa: E402
 
 VOCAB = 24
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from lora_lab import lowrank as lr
+from lora_lab.maths import lowrank as lr
 
 SHAPES = [(6, 4), (4, 6), (7, 7), (30, 12), (1, 5)]
 

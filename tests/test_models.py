@@ -3,9 +3,8 @@
 import pytest
 import torch
 
-from lora_lab.data import load_task
-from lora_lab.inject import add_lora, count_parameters, linear_names
-from lora_lab.models import (
+from lora_lab.lab.data import load_task
+from lora_lab.lab.models import (
     BASE_PATH,
     BASE_SHA256,
     TinyViT,
@@ -17,7 +16,8 @@ from lora_lab.models import (
     pretrain_command,
     save_model,
 )
-from lora_lab.train import accuracy
+from lora_lab.lab.train import accuracy
+from lora_lab.lora.inject import add_lora, count_parameters, linear_names
 
 TINY = ViTConfig(d_model=16, n_blocks=1, n_heads=2, d_ff=32)
 

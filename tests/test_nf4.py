@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from lora_lab import nf4
+from lora_lab.maths import nf4
 
 #: The NF4 levels as bitsandbytes (and the QLoRA paper's appendix) list them.
 BNB_NF4 = [-1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635,

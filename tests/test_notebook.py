@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from lora_lab.notebook import TORCH_THREADS, _is_local, block_network, setup_notebook
+from lora_lab.course.notebook import _is_local, block_network, setup_notebook
+from lora_lab.lab.train import TORCH_THREADS
 
 
 def test_setup_seeds_everything_and_fixes_threads(capsys):

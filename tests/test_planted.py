@@ -8,8 +8,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from lora_lab.figures import registry  # noqa: E402
-from lora_lab.planted import (  # noqa: E402
+from lora_lab.course.figures import registry  # noqa: E402
+from lora_lab.lab.planted import (  # noqa: E402
     SCALING_RULES,
     Adam,
     eckart_young_floor,
@@ -18,7 +18,7 @@ from lora_lab.planted import (  # noqa: E402
     rank_sweep,
     update_size,
 )
-from lora_lab.plots.layers import (  # noqa: E402
+from lora_lab.views.plots.layers import (  # noqa: E402
     FIGURES,
     plot_rank_sweep,
     plot_scaling_vs_rank,

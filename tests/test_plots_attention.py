@@ -9,7 +9,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from lora_lab.plots.attention import FIGURES, plot_attention_heads, plot_fused_delta  # noqa: E402
+from lora_lab.views.plots.attention import FIGURES, plot_attention_heads, plot_fused_delta  # noqa: E402
 
 
 @pytest.mark.parametrize("name", sorted(FIGURES))

@@ -7,7 +7,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from lora_lab.plots.deploy import FIGURES, plot_forward_cost, plot_latency  # noqa: E402
+from lora_lab.views.plots.deploy import FIGURES, plot_forward_cost, plot_latency  # noqa: E402
 
 COSTS = {"base": {"ops": 100, "flops": 1000}, "merged": {"ops": 100, "flops": 1000},
          "adapter": {"ops": 120, "flops": 1030}}

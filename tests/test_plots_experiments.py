@@ -8,9 +8,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from lora_lab.plots import experiments as pe  # noqa: E402
-from lora_lab.plots import subspace as ps  # noqa: E402
-from lora_lab.train import History  # noqa: E402
+from lora_lab.lab.train import History  # noqa: E402
+from lora_lab.views.plots import experiments as pe  # noqa: E402
+from lora_lab.views.plots import subspace as ps  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

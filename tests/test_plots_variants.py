@@ -9,7 +9,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from lora_lab.plots import variants as pv  # noqa: E402
+from lora_lab.views.plots import variants as pv  # noqa: E402
 
 
 def test_scaling_lines_are_alpha_over_r_and_over_sqrt_r():

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from lora_lab.layers import LoRALinear
-from lora_lab.reference import loralib_twin, max_difference, outputs_and_grads, peft_twin
+from lora_lab.lora.layer import LoRALinear
+from lora_lab.lora.peft import loralib_twin, max_difference, outputs_and_grads, peft_twin
 
 
 def layer(dropout=0.0, rslora=False, bias=True):

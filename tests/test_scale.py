@@ -2,8 +2,8 @@
 
 import pytest
 
-from lora_lab.budget import LLAMA2_7B, full_param_count, lora_param_count
-from lora_lab.scale import (
+from lora_lab.maths.budget import LLAMA2_7B, full_param_count, lora_param_count
+from lora_lab.maths.scale import (
     ALL_LINEAR,
     DOUBLE_QUANT_BITS,
     LLAMA_65B,

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from lora_lab.subspace import (
+from lora_lab.maths.subspace import (
     amplification,
     phi_readout,
     phi_summary,

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from lora_lab.trace import creates_shape, op_shapes
+from lora_lab.lora.trace import creates_shape, op_shapes
 
 
 def test_forward_mode_records_python_calls():

@@ -5,11 +5,11 @@ import math
 import pytest
 import torch
 
-from lora_lab.data import load_task
-from lora_lab.experiments import RunSpec, cached_run, forget_runs, prepare, run
-from lora_lab.models import TinyViT, ViTConfig
-from lora_lab.random_subspace import SubspaceModel
-from lora_lab.train import _cosine, accuracy, fit, make_deterministic, optimizer_state_bytes
+from lora_lab.lab.data import load_task
+from lora_lab.lab.models import TinyViT, ViTConfig
+from lora_lab.lab.random_subspace import SubspaceModel
+from lora_lab.lab.runs import RunSpec, cached_run, forget_runs, prepare, run
+from lora_lab.lab.train import _cosine, accuracy, fit, make_deterministic, optimizer_state_bytes
 
 TINY = ViTConfig(d_model=16, n_blocks=1, n_heads=2, d_ff=32)
 

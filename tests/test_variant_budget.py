@@ -1,10 +1,10 @@
-"""Variant parameter counts follow each paper's trained tensors; NF4 storage agrees with `lora_lab.scale`."""
+"""Variant parameter counts follow each paper's trained tensors; NF4 storage agrees with `maths.scale`."""
 
 import pytest
 
-from lora_lab import nf4, scale
-from lora_lab.budget import GPT3_175B, LLAMA2_7B, lora_param_count, matrix_shapes
-from lora_lab.variant_budget import variant_param_count, vera_frozen_shared
+from lora_lab.maths import nf4, scale
+from lora_lab.maths.budget import GPT3_175B, LLAMA2_7B, lora_param_count, matrix_shapes
+from lora_lab.maths.variant_budget import variant_param_count, vera_frozen_shared
 
 
 def test_lora_like_variants_count_as_lora():

@@ -3,11 +3,10 @@
 import pytest
 import torch
 
-from lora_lab.experiments import RunSpec, prepare
-from lora_lab.models import TinyViT, ViTConfig
-from lora_lab.nf4 import nf4_roundtrip
-from lora_lab.train import History
-from lora_lab.variant_runs import (
+from lora_lab.lab.models import TinyViT, ViTConfig
+from lora_lab.lab.runs import RunSpec, prepare
+from lora_lab.lab.train import History
+from lora_lab.lab.variant_runs import (
     VariantRun,
     VariantSpec,
     comparison_rows,
@@ -15,7 +14,8 @@ from lora_lab.variant_runs import (
     prepare_variant,
     quantize_body_nf4,
 )
-from lora_lab.variants import DoRALinear
+from lora_lab.lora.variants import DoRALinear
+from lora_lab.maths.nf4 import nf4_roundtrip
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +81,8 @@ def test_spec_checks():
 
 
 def test_variant_run_calls_fit_exactly_as_experiments_run(monkeypatch, base):
-    import lora_lab.experiments as experiments
-    import lora_lab.variant_runs as variant_runs
+    import lora_lab.lab.runs as experiments
+    import lora_lab.lab.variant_runs as variant_runs
 
     calls = []
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from lora_lab.inject import add_lora, count_parameters, lora_layers, merge_lora, unmerge_lora
-from lora_lab.layers import LoRALinear
-from lora_lab.variants import DoRALinear, add_variant, magnitude_direction_change, pissa_init_
+from lora_lab.lora.inject import add_lora, count_parameters, lora_layers, merge_lora, unmerge_lora
+from lora_lab.lora.layer import LoRALinear
+from lora_lab.lora.variants import DoRALinear, add_variant, magnitude_direction_change, pissa_init_
 
 peft = pytest.importorskip("peft")
 
@@ -241,7 +241,7 @@ def test_bad_input_is_refused():
 
 @pytest.mark.parametrize("variant", ["lora", "rslora", "dora", "pissa"])
 def test_peft_twin_equals_ours_after_randomized_training(variant):
-    from lora_lab.variants_peft import peft_twin, randomize_adapters_
+    from lora_lab.lora.peft_variants import peft_twin, randomize_adapters_
 
     torch.manual_seed(0)
     base = Tiny()
@@ -253,7 +253,7 @@ def test_peft_twin_equals_ours_after_randomized_training(variant):
 
 
 def test_peft_twin_refuses_a_model_without_adapters():
-    from lora_lab.variants_peft import peft_twin
+    from lora_lab.lora.peft_variants import peft_twin
 
     with pytest.raises(ValueError, match="no LoRA layers"):
         peft_twin(Tiny(), Tiny(), TARGETS, "dora")

@@ -6,9 +6,9 @@ matplotlib.use("Agg")
 
 import pytest  # noqa: E402
 
-from lora_lab import budget  # noqa: E402
-from lora_lab.plots import budget as plots  # noqa: E402
-from lora_lab.widgets.budget import budget_readout, budget_widget  # noqa: E402
+from lora_lab.maths import budget  # noqa: E402
+from lora_lab.views.plots import budget as plots  # noqa: E402
+from lora_lab.views.widgets.budget import budget_readout, budget_widget  # noqa: E402
 
 
 def test_readout_text_for_gpt3():

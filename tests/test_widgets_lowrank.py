@@ -5,8 +5,8 @@ import pytest
 
 pytest.importorskip("ipywidgets")
 
-from lora_lab import lowrank as lr  # noqa: E402
-from lora_lab.widgets.lowrank import photo_rank_slider, photo_readout, planted_rank_slider  # noqa: E402
+from lora_lab.maths import lowrank as lr  # noqa: E402
+from lora_lab.views.widgets.lowrank import photo_rank_slider, photo_readout, planted_rank_slider  # noqa: E402
 
 
 def _image_payload(out):

@@ -5,11 +5,11 @@ import torch
 
 pytest.importorskip("ipywidgets")
 
-from lora_lab.experiments import Run, RunSpec, adapter_matrices, prepare  # noqa: E402
-from lora_lab.models import TinyViT, ViTConfig  # noqa: E402
-from lora_lab.subspace import phi_readout, subspace_similarity  # noqa: E402
-from lora_lab.train import History  # noqa: E402
-from lora_lab.widgets.subspace import picker_phi, subspace_picker  # noqa: E402
+from lora_lab.lab.models import TinyViT, ViTConfig  # noqa: E402
+from lora_lab.lab.runs import Run, RunSpec, adapter_matrices, prepare  # noqa: E402
+from lora_lab.lab.train import History  # noqa: E402
+from lora_lab.maths.subspace import phi_readout, subspace_similarity  # noqa: E402
+from lora_lab.views.widgets.subspace import picker_phi, subspace_picker  # noqa: E402
 
 
 @pytest.fixture(scope="module")

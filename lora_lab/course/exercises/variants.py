@@ -1,0 +1,155 @@
+"""Checkers for notebook 10: rsLoRA's scaling, DoRA's weight, PiSSA's init and NF4 rounding."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from lora_lab.course.exercises import NOT_DONE, Case, CheckResult, Mistake, run_cases
+from lora_lab.maths.nf4 import nf4_levels
+
+
+def check_lora_scaling(fn) -> CheckResult:
+    """`fn(alpha, r, rslora)`: the LoRA path's multiplier, α/r, or α/√r when `rslora`."""
+    settings = [(16.0, 4, True), (8.0, 64, True), (8.0, 4, False), (32.0, 16, True), (1.0, 1, True)]
+    cases = [Case(f"alpha={a:g}, r={r}, rslora={rs}", (a, r, rs), a / math.sqrt(r) if rs else a / r)
+             for a, r, rs in settings]
+    mistakes = [
+        Mistake(lambda a, r, rs: a / r, "with rslora=True the divisor is √r, not r"),
+        Mistake(lambda a, r, rs: a * math.sqrt(r) if rs else a / r, "rsLoRA divides α by √r; you multiplied"),
+        Mistake(lambda a, r, rs: math.sqrt(a / r) if rs else a / r, "only r goes under the root: α/√r"),
+        Mistake(lambda a, r, rs: a / math.sqrt(r), "without rslora the scaling stays the paper's α/r"),
+    ]
+    return run_cases("lora_scaling", fn, cases, mistakes)
+
+
+def _dora_reference(W0, A, B, m, s, dim=1):
+    V = W0 + s * (B @ A)  # (d_out, d_in)
+    return m[:, None] * V / torch.linalg.norm(V, dim=dim, keepdim=True)
+
+
+def _dora_cases() -> list[Case]:
+    gen = torch.Generator().manual_seed(0)
+    cases = []
+    for d_out, d_in, r, s in [(5, 5, 2, 2.0), (6, 4, 2, 0.5), (3, 7, 1, 1.0)]:  # square first: see mistakes
+        args = (torch.randn(d_out, d_in, generator=gen), torch.randn(r, d_in, generator=gen),
+                torch.randn(d_out, r, generator=gen), torch.rand(d_out, generator=gen) + 0.5, s)
+        cases.append(Case(f"W0 ({d_out}, {d_in}), r={r}, s={s}", args, _dora_reference(*args)))
+    return cases
+
+
+def check_dora_weight(fn) -> CheckResult:
+    """`fn(W0, A, B, m, s)`: DoRA's weight m ⊙ (W0 + s·BA) / ‖W0 + s·BA‖, norm per output row.
+    Shapes: W0 (d_out, d_in), A (r, d_in), B (d_out, r), m (d_out,) -> (d_out, d_in)."""
+    mistakes = [
+        Mistake(lambda W0, A, B, m, s: m[:, None] * (W0 + s * B @ A) / (W0 + s * B @ A).norm(dim=0),
+                "the norm is per output row (dim=1 of a (d_out, d_in) weight), one per entry of m; the "
+                "DoRA paper says 'column' because it writes W the other way round (d_in × d_out)"),
+        Mistake(lambda W0, A, B, m, s: _dora_reference(W0, A, B, m, 1.0), "the low-rank update is s·B A"),
+        Mistake(lambda W0, A, B, m, s: _dora_reference(W0, A, B, torch.ones_like(m), s),
+                "that is only the direction: multiply each row by its magnitude m"),
+        Mistake(lambda W0, A, B, m, s: m[:, None] * (W0 + s * B @ A) / torch.linalg.norm(W0 + s * B @ A),
+                "one Frobenius norm for the whole matrix: DoRA normalises each output row on its own"),
+        Mistake(lambda W0, A, B, m, s: m[:, None] * (W0 + s * B @ A),
+                "divide W0 + s·BA by its row norms first, so that m alone sets each row's length"),
+        Mistake(lambda W0, A, B, m, s: m[:, None] * W0 / W0.norm(dim=1, keepdim=True) + s * B @ A,
+                "normalise the updated weight W0 + s·BA, not W0 alone"),
+    ]
+    return run_cases("dora_weight", fn, _dora_cases(), mistakes, rtol=1e-4, atol=1e-5)
+
+
+def _pissa_reference(W0, r, s, smallest=False, split=True, divide=True):
+    U, S, Vh = torch.linalg.svd(W0, full_matrices=False)
+    idx = torch.arange(S.numel() - r, S.numel()) if smallest else torch.arange(r)
+    Sr = S[idx] / (s if divide else 1.0)
+    A = (Sr.sqrt()[:, None] if split else 1.0) * Vh[idx]  # (r, d_in)
+    B = U[:, idx] * (Sr.sqrt() if split else Sr)  # (d_out, r)
+    return A, B, W0 - s * (B @ A)
+
+
+def _pissa_summary(fn):
+    """What the check compares: s·BA, the residual, AAᵀ and BᵀB (sign-free: SVD signs are arbitrary)."""
+    def summary(W0, r, s):
+        A, B, residual = (torch.as_tensor(t).double() for t in fn(W0, r, s))
+        parts = [s * (B @ A), residual, A @ A.t(), B.t() @ B]
+        return np.concatenate([p.detach().numpy().ravel() for p in parts])
+    return summary
+
+
+def _shape_problem(fn, W0, r, s) -> str | None:
+    try:
+        out = fn(W0, r, s)
+    except NotImplementedError:
+        return NOT_DONE
+    except Exception as exc:
+        return f"your function raised {type(exc).__name__}: {exc}"
+    if not isinstance(out, (tuple, list)) or len(out) != 3:
+        return f"return three tensors (A, B, W_res), got {type(out).__name__}"
+    (d_out, d_in), want = W0.shape, ((r, W0.shape[1]), (W0.shape[0], r), tuple(W0.shape))
+    got = [tuple(getattr(t, "shape", ())) for t in out]
+    for name, g, shape in zip(("A", "B", "W_res"), got, want, strict=True):
+        if g != shape:
+            swapped = g == shape[::-1] or got[:2] == [want[1], want[0]]
+            hint = " — did you swap A and B, or transpose?" if swapped else ""
+            return f"{name} must have shape {shape} (W0 is ({d_out}, {d_in}), r={r}), got {g}{hint}"
+    return None
+
+
+def check_pissa_init(fn) -> CheckResult:
+    """`fn(W0, r, s)` -> (A, B, W_res): A = √(Σr/s) Vrᵀ, B = Ur √(Σr/s), W_res = W0 − s·BA.
+    Shapes: W0 (d_out, d_in) -> A (r, d_in), B (d_out, r), W_res (d_out, d_in)."""
+    gen = torch.Generator().manual_seed(0)
+    settings = [((6, 8), 2, 2.0), ((8, 5), 3, 0.5), ((6, 6), 1, 1.0)]
+    W0s = [torch.randn(shape, generator=gen, dtype=torch.float64) for shape, _, _ in settings]
+    problem = _shape_problem(fn, W0s[0], settings[0][1], settings[0][2])
+    if problem is not None:
+        message = f"✗ pissa_init: {problem}"
+        print(message)
+        return CheckResult("pissa_init", False, 0, len(settings), message)
+    ref = _pissa_summary(lambda W0, r, s: _pissa_reference(W0, r, s))
+    cases = [Case(f"W0 {tuple(W0.shape)}, r={r}, s={s}", (W0, r, s), ref(W0, r, s))
+             for W0, (_, r, s) in zip(W0s, settings, strict=True)]
+    mistakes = [
+        Mistake(_pissa_summary(lambda W0, r, s: _pissa_reference(W0, r, s, smallest=True)),
+                "you took the r smallest singular values; PiSSA trains the principal (largest) ones"),
+        Mistake(_pissa_summary(lambda W0, r, s: _pissa_reference(W0, r, s, divide=False)),
+                "s·B A must equal U_r Σ_r V_rᵀ: divide Σ_r by s before splitting it"),
+        Mistake(_pissa_summary(lambda W0, r, s: (*_pissa_reference(W0, r, s)[:2], W0)),
+                "the frozen base must become the residual W0 − s·BA, or the model changes at init"),
+        Mistake(_pissa_summary(lambda W0, r, s: _pissa_reference(W0, r, s, split=False)),
+                "B A is right, but PiSSA splits √(Σ_r/s) between A and B so both start equally large"),
+    ]
+    return run_cases("pissa_init", _pissa_summary(fn), cases, mistakes, rtol=1e-5, atol=1e-6)
+
+
+def _nf4_reference(w, levels):
+    absmax = w.abs().max()
+    idx = (w[:, None] / absmax - levels[None, :]).abs().argmin(dim=1)  # nearest level
+    return levels[idx] * absmax
+
+
+def check_quantize_block(fn) -> CheckResult:
+    """`fn(w, levels)`: one block rounded the absmax way: levels[nearest to w/absmax] · absmax.
+    Shapes: w (n,), levels (16,) sorted -> (n,)."""
+    gen, levels = torch.Generator().manual_seed(0), nf4_levels()
+    blocks = [torch.randn(64, generator=gen), 3.0 * torch.randn(16, generator=gen),
+              torch.tensor([0.5, -2.0, 0.1, 1.3])]
+    cases = [Case(f"block of {w.numel()} (absmax {w.abs().max():.3f})", (w, levels),
+                  _nf4_reference(w, levels)) for w in blocks]
+
+    def floor(w, lv):
+        idx = (torch.searchsorted(lv, w / w.abs().max(), right=True) - 1).clamp(0, lv.numel() - 1)
+        return lv[idx] * w.abs().max()
+
+    mistakes = [
+        Mistake(lambda w, lv: lv[(w[:, None] / w.abs().max() - lv).abs().argmin(1)],
+                "multiply the level back by the block's absmax"),
+        Mistake(lambda w, lv: lv[(w[:, None] - lv).abs().argmin(1)] * w.abs().max(),
+                "divide w by the absmax before looking for the nearest level"),
+        Mistake(floor, "round to the nearest level, not down to the level below"),
+        Mistake(lambda w, lv: _nf4_reference(w, lv) / w.abs().max() * w.abs().mean(),
+                "the scale is the block's largest |w| (absmax), so the block fits in [-1, 1]"),
+    ]
+    return run_cases("quantize_block", fn, cases, mistakes, rtol=1e-5, atol=1e-6)

@@ -1,0 +1,1 @@
+"""LoRA under torch.distributed: `launcher` starts the ranks, `rank` is what one rank runs."""

@@ -11,7 +11,6 @@ import torch  # noqa: E402
 from lora_lab.course.figures import registry  # noqa: E402
 from lora_lab.lab.planted import (  # noqa: E402
     SCALING_RULES,
-    Adam,
     eckart_young_floor,
     fit_lora,
     planted_task,
@@ -62,20 +61,12 @@ def test_fit_lora_trains_and_restores_threads(task):
     assert losses[0] == pytest.approx(task.delta.square().sum().item() / 8, rel=1e-5)  # B = 0: ΔW = 0
 
 
-def test_adam_equals_torch_optim_adam():
-    torch.manual_seed(0)
-    target = torch.randn(5, 3)
-    ours, theirs = (torch.nn.Parameter(torch.zeros(5, 3)) for _ in range(2))
-    opt_ours, opt_theirs = Adam([ours], lr=0.05), torch.optim.Adam([theirs], lr=0.05)
-    for _ in range(30):
-        for p, opt in [(ours, opt_ours), (theirs, opt_theirs)]:
-            opt.zero_grad()
-            (p - target).pow(4).sum().backward()
-            opt.step()
-    assert ours.grad is not None and not torch.equal(ours, torch.zeros(5, 3))
-    assert torch.allclose(ours, theirs, atol=1e-6)
-    opt_ours.zero_grad()
-    assert ours.grad is None
+def test_first_adam_step_moves_every_entry_of_B_by_lr_and_leaves_A(task):
+    """torch.optim.Adam's first step is lr · sign(grad) per entry: the fact 03's section 3.6 rests on."""
+    (slow, _), (fast, _) = fit_lora(task, 2, steps=1, lr=0.01), fit_lora(task, 2, steps=1, lr=0.02)
+    assert torch.equal(slow.lora_A, fast.lora_A)  # B = 0 at the start: A's gradient is zero, A stays put
+    for layer, lr in [(slow, 0.01), (fast, 0.02)]:
+        assert torch.allclose(layer.lora_B.detach().abs(), torch.full((8, 2), lr), rtol=1e-4)
 
 
 def test_no_scaling_equals_alpha_over_r_when_alpha_is_r(task):

@@ -66,34 +66,6 @@ def _one_thread():
             torch.set_num_threads(before)
 
 
-class Adam:
-    """Adam (Kingma & Ba 2015) exactly as `torch.optim.Adam` computes it with its defaults.
-
-    Six lines here spare a notebook torch.optim's one-off import of `torch._dynamo`, which takes
-    seconds on a laptop; `tests/test_planted.py` checks the two give the same steps.
-    """
-
-    def __init__(self, params, lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
-        self.params, self.lr, self.betas, self.eps, self.t = list(params), lr, betas, eps, 0
-        self.m = [torch.zeros_like(p) for p in self.params]  # running mean of gradients
-        self.v = [torch.zeros_like(p) for p in self.params]  # running mean of squared gradients
-
-    @torch.no_grad()
-    def step(self) -> None:
-        """One update of every parameter from its `.grad`."""
-        self.t += 1
-        b1, b2 = self.betas
-        for p, m, v in zip(self.params, self.m, self.v, strict=True):
-            m.lerp_(p.grad, 1 - b1)
-            v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
-            denom = (v.sqrt() / math.sqrt(1 - b2 ** self.t)).add_(self.eps)
-            p.addcdiv_(m, denom, value=-self.lr / (1 - b1 ** self.t))
-
-    def zero_grad(self) -> None:
-        for p in self.params:
-            p.grad = None
-
-
 def _lora_on(task: PlantedTask, r: int, alpha: float, rslora: bool, seed: int) -> LoRALinear:
     torch.manual_seed(seed)
     d_out, d_in = task.W0.shape
@@ -105,12 +77,12 @@ def _lora_on(task: PlantedTask, r: int, alpha: float, rslora: bool, seed: int) -
 
 def fit_lora(task: PlantedTask, r: int, alpha: float = 8.0, steps: int = 200, lr: float = 0.05,
              rslora: bool = False, seed: int = 0) -> tuple[LoRALinear, list[float]]:
-    """Train a rank-r LoRA on the task with full-batch Adam; return it and the loss per step."""
+    """Train a rank-r LoRA on the task with full-batch `torch.optim.Adam`; return it and the loss per step."""
     check_int("steps", steps, 1)
     check_positive("lr", lr)
     with _one_thread():
         layer = _lora_on(task, r, alpha, rslora, seed)
-        opt = Adam([layer.lora_A, layer.lora_B], lr=lr)
+        opt = torch.optim.Adam([layer.lora_A, layer.lora_B], lr=lr)
         losses = []
         for _ in range(steps):
             loss = (layer(task.X) - task.Y).square().mean()

@@ -48,3 +48,29 @@ def test_curve_plot_marks_d90():
     assert list(ax.lines[0].get_ydata()) == [0.1, 0.5, 0.9]
     assert any("d_int90 = 200" in t.get_text() for t in ax.get_legend().get_texts())
     matplotlib.pyplot.close(fig)
+
+
+def test_measure_d90_brackets_the_threshold():
+    from lora_lab.lab.intrinsic import measure_d90
+
+    result = measure_d90(hidden=4, start=8, resolution=0.2)
+    lo, hi = result["bracket"]
+    tried, threshold = result["tried"], result["threshold"]
+    assert result["d90"] == hi and result["D"] == n_params(4)
+    assert tried[hi] >= threshold and (lo == 0 or tried[lo] < threshold)
+    assert hi - lo <= max(1, 0.2 * hi)
+    assert threshold == pytest.approx(0.9 * result["full"])
+    assert measure_d90(hidden=4, start=8, resolution=0.2)["d90"] == hi  # seeded: same answer
+
+
+@pytest.mark.parametrize(("kwargs", "error", "match"), [
+    ({"start": 0}, ValueError, "start must be an integer"),
+    ({"resolution": 1.5}, ValueError, "resolution must be in"),
+    ({"share": 0.0}, ValueError, "share must be in"),
+    ({"hidden": 0}, ValueError, "hidden must be an integer"),
+])
+def test_measure_d90_rejects_bad_arguments(kwargs, error, match):
+    from lora_lab.lab.intrinsic import measure_d90
+
+    with pytest.raises(error, match=match):
+        measure_d90(**{"hidden": 4, **kwargs})

@@ -2,7 +2,9 @@
 
 Train a model only inside a random d-dimensional subspace of its parameters: θ = θ0 + P z,
 with θ0 (D,) and P (D, d) fixed and random and only z (d,) trained. The smallest d that reaches
-90% of the accuracy of training all D parameters is the task's intrinsic dimension d_int90.
+90% of the accuracy of training all D parameters is the task's intrinsic dimension d_int90:
+`intrinsic_curve` reads it off a fixed grid (so it can only name a grid point), `measure_d90`
+searches for it (doubling, then bisection) and returns the bracket that pins it down.
 The model is a small MLP on scikit-learn's bundled handwritten digits (no download).
 """
 
@@ -99,3 +101,43 @@ def intrinsic_curve(ds=(2, 5, 10, 20, 50, 100, 200, 500), hidden: int = 32, seed
     reached = [d for d, a in zip(ds, accs, strict=True) if a >= 0.9 * full]
     return {"d": list(ds), "accuracy": accs, "full": full, "D": n_params(hidden),
             "d90": reached[0] if reached else None}
+
+
+def _bracket(acc, threshold: float, start: int, D: int) -> tuple[int, int]:
+    """Double d from `start` until acc(d) >= threshold: (last d below, first d at or above)."""
+    lo, hi = 0, start
+    while acc(hi) < threshold:
+        if hi == D:
+            raise ValueError(f"no d <= D={D} reaches the threshold {threshold:.3f}")
+        lo, hi = hi, min(2 * hi, D)
+    return lo, hi
+
+
+def measure_d90(hidden: int = 32, seed: int = 0, start: int = 25, resolution: float = 0.1,
+                share: float = 0.9) -> dict:
+    """Search for d_int90: double d from `start` until it reaches `share` of the full accuracy,
+    then bisect until the bracket (lo, hi] is narrower than `resolution`·hi.  Returns {'d90': hi,
+    'bracket': (lo, hi), 'threshold', 'full', 'D', 'tried': {d: accuracy}}.  Assumes accuracy
+    grows with d (it does here, but it is not guaranteed); every run is seeded."""
+    check_int("hidden", hidden, low=1)
+    D = n_params(hidden)
+    check_int("start", start, low=1, high=D)
+    if not 0 < resolution < 1:
+        raise ValueError(f"resolution must be in (0, 1), got {resolution!r}")
+    if not 0 < share <= 1:
+        raise ValueError(f"share must be in (0, 1], got {share!r}")
+    full = train_in_subspace(None, hidden, seed=seed)
+    tried: dict[int, float] = {}
+
+    def acc(d: int) -> float:
+        if d not in tried:
+            tried[d] = train_in_subspace(d, hidden, seed=seed)
+        return tried[d]
+
+    threshold = share * full
+    lo, hi = _bracket(acc, threshold, start, D)
+    while hi - lo > max(1, resolution * hi):
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if acc(mid) >= threshold else (mid, hi)
+    return {"d90": hi, "bracket": (lo, hi), "threshold": threshold, "full": full, "D": D,
+            "tried": dict(sorted(tried.items()))}

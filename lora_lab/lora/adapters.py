@@ -22,7 +22,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from lora_lab.lora.inject import _set_submodule, add_lora, linear_names, lora_layers
+from lora_lab.lora.inject import add_lora, linear_names, lora_layers, set_submodule
 from lora_lab.lora.layer import LoRALinear
 
 FORMAT, VERSION = "lora_lab.adapter", 1
@@ -250,7 +250,7 @@ def load_adapter(model: nn.Module, path) -> nn.Module:
             from lora_lab.lora.variants import DoRALinear
 
             for name, layer in lora_layers(model).items():
-                _set_submodule(model, name, DoRALinear.from_lora(layer))
+                set_submodule(model, name, DoRALinear.from_lora(layer))
     with torch.no_grad():
         for name, layer in lora_layers(model).items():
             for part in PARTS[config["variant"]]:

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from lora_lab._checks import check_choice, check_positive, check_probability, check_rank
+from lora_lab.lora.fused import FusedLoRALinear
 from lora_lab.lora.layer import INITS, LoRALinear
 
 _FUSED_HINT = ("nn.MultiheadAttention keeps W_q, W_k, W_v in one fused in_proj_weight (3·d, d) and its "
@@ -97,7 +98,7 @@ def _resolve(model: nn.Module, targets: list[str]) -> list[str]:
     return sorted(set(chosen))
 
 
-def _check_fused(model: nn.Module, names: list[str]) -> None:
+def _check_not_in_mha(model: nn.Module, names: list[str]) -> None:
     for name in names:
         parent_name = name.rpartition(".")[0]
         if isinstance(model.get_submodule(parent_name), nn.MultiheadAttention):
@@ -115,45 +116,51 @@ def _check_ranks(model: nn.Module, names: list[str], r) -> None:
                              f"to d_out={layer.out_features})") from None
 
 
-def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
+def set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
+    """Put `module` at the qualified `name` ("blocks.0.attn.q_proj") inside `model`."""
     parent_name, _, child = name.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
     setattr(parent, child, module)
 
 
 def add_lora(model: nn.Module, targets, r: int = 8, alpha: float = 8.0, dropout: float = 0.0,
-             init: str = "kaiming", rslora: bool = False) -> nn.Module:
+             init: str = "kaiming", rslora: bool = False, fused: bool = False) -> nn.Module:
     """Replace every targeted `nn.Linear` by a `LoRALinear`, freeze every other non-LoRA parameter,
     and return `model` (changed in place). Every check runs before anything changes.
 
     Each adapted layer (d_out, d_in) adds r·(d_in + d_out) trainable parameters. Layers that
     already had LoRA stay trainable; an unknown target lists the available names; adapting a
-    module twice is an error.
+    module twice is an error. `fused=True` builds `FusedLoRALinear` layers (same numbers within
+    float rounding, fewer passes over memory; see `lora_lab.lora.fused`).
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    if not isinstance(fused, bool):
+        raise TypeError(f"fused must be True or False, got {fused!r}")
     targets = _check_targets(targets)
     check_positive("alpha", alpha)
     check_probability("dropout", dropout)
     check_choice("init", init, INITS)
     names = _resolve(model, targets)
-    _check_fused(model, names)
+    _check_not_in_mha(model, names)
     _check_ranks(model, names, r)
-    new = _build_layers(model, names, dict(r=r, alpha=alpha, dropout=dropout, init=init, rslora=rslora))
+    options = dict(r=r, alpha=alpha, dropout=dropout, init=init, rslora=rslora)
+    new = _build_layers(model, names, FusedLoRALinear if fused else LoRALinear, options)
     keep = {id(p) for layer in lora_layers(model).values() for p in (layer.lora_A, layer.lora_B)}
     for p in model.parameters():
         if id(p) not in keep:
             p.requires_grad_(False)
     for name, layer in new.items():
-        _set_submodule(model, name, layer)
+        set_submodule(model, name, layer)
     return model
 
 
-def _build_layers(model: nn.Module, names: list[str], options: dict) -> dict[str, LoRALinear]:
-    """Name -> new LoRALinear; if one cannot be built, the bases' requires_grad flags are restored."""
+def _build_layers(model: nn.Module, names: list[str], kind: type[LoRALinear],
+                  options: dict) -> dict[str, LoRALinear]:
+    """Name -> new `kind` layer; if one cannot be built, the bases' requires_grad flags are restored."""
     flags = {p: p.requires_grad for p in model.parameters()}
     try:
-        return {name: LoRALinear(model.get_submodule(name), **options) for name in names}
+        return {name: kind(model.get_submodule(name), **options) for name in names}
     except Exception:
         for p, flag in flags.items():
             p.requires_grad_(flag)

@@ -15,56 +15,12 @@ from lora_lab._checks import check_choice, check_positive, check_probability, ch
 INITS = ("kaiming", "gaussian")
 
 
-def _autocast_on(device_type: str) -> bool:
+def autocast_on(device_type: str) -> bool:
     """Whether autocast is active for this device type; devices without autocast (meta) say no."""
     try:
         return torch.is_autocast_enabled(device_type)
     except RuntimeError:
         return False
-
-
-class _LoRAMatmul(torch.autograd.Function):
-    """x W0ᵀ + b + s · (xd Aᵀ) Bᵀ, the LoRA term accumulated into the base GEMM's output.
-
-    Unfused code (PEFT, loralib) makes extra passes over the (tokens, d_out) output: one to scale,
-    one to add, and again in the backward pass. Here `addmm_` adds s·(xd Aᵀ)Bᵀ inside the GEMM
-    (beta=1), and the backward reuses g·B for both grad_xd and grad_A. The maths is unchanged.
-    `xd` is dropout(x), or None when the LoRA path sees x itself (then grad_x is fused too).
-    Shapes: x, xd (N, d_in), W (d_out, d_in), bias (d_out,) or None, A (r, d_in), B (d_out, r).
-    """
-
-    @staticmethod
-    def forward(ctx, x, xd, weight, bias, A, B, scaling):
-        xl = x if xd is None else xd  # what the LoRA path reads
-        xa = xl @ A.t()  # (N, r)
-        out = torch.addmm(bias, x, weight.t()) if bias is not None else x @ weight.t()
-        out.addmm_(xa, B.t(), alpha=scaling)  # (N, d_out), in place: no extra pass
-        ctx.save_for_backward(x if ctx.needs_input_grad[2] else None, weight, xl, A, B, xa)
-        ctx.scaling, ctx.fused_x = scaling, xd is None
-        return out
-
-    @staticmethod
-    def backward(ctx, g):
-        x, weight, xl, A, B, xa = ctx.saved_tensors
-        s = ctx.scaling
-        need_x, need_xd, need_w, need_b, need_a, need_bb = ctx.needs_input_grad[:6]
-        grads = [None] * 7
-        gB = g @ B if (need_x or need_xd or need_a) else None  # (N, r): shared by grad_x and grad_A
-        if need_x:
-            grads[0] = g @ weight  # (N, d_in)
-            if ctx.fused_x:
-                grads[0].addmm_(gB, A, alpha=s)  # the LoRA path's share, in place
-        if need_xd:
-            grads[1] = (gB @ A).mul_(s)  # (N, d_in); autograd carries it back through dropout
-        if need_w:  # only when someone unfroze the base on purpose
-            grads[2] = g.t() @ x  # (d_out, d_in)
-        if need_b:
-            grads[3] = g.sum(0)  # (d_out,)
-        if need_a:
-            grads[4] = (gB.t() @ xl).mul_(s)  # (r, d_in)
-        if need_bb:
-            grads[5] = (xa.t() @ g).t().mul_(s)  # (d_out, r); this order is ~5x faster than gᵀ·xa
-        return tuple(grads)
 
 
 class LoRALinear(nn.Module):
@@ -74,6 +30,7 @@ class LoRALinear(nn.Module):
     A starts random ("kaiming": uniform with a=√5, as loralib and PEFT; "gaussian": N(0, 1/r²),
     PEFT's "gaussian"), B starts at zero, so the layer starts equal to its base.
     Dropout acts on the LoRA path only. The product B @ A is never formed in `forward`.
+    `lora_lab.lora.fused.FusedLoRALinear` computes the same in fewer passes over memory.
     Shapes: x (..., d_in) -> (..., d_out); lora_A (r, d_in); lora_B (d_out, r).
     """
 
@@ -123,32 +80,23 @@ class LoRALinear(nn.Module):
         """ΔW = scaling · B @ A, in the parameters' dtype.  Shape: (d_out, d_in)."""
         return (self.lora_B @ self.lora_A) * self.scaling
 
-    def _check_input(self, x, autocast: bool) -> None:
+    def _check_input(self, x) -> None:
+        if not isinstance(x, Tensor):
+            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
         if x.dim() == 0 or x.shape[-1] != self.in_features:
             raise ValueError(f"x must have shape (..., d_in={self.in_features}), got {tuple(x.shape)}")
         dtype = self.base.weight.dtype
-        if x.dtype != dtype and not autocast:
+        if x.dtype != dtype and not autocast_on(x.device.type):
             raise TypeError(f"x must have the layer's dtype {dtype}, got {x.dtype} "
                             f"(convert one of them with .to(...))")
 
     def forward(self, x: Tensor) -> Tensor:
-        """h = base(x) + scaling · B A dropout(x).  Shapes: x (..., d_in) -> (..., d_out)."""
-        if not isinstance(x, Tensor):
-            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
-        autocast = _autocast_on(x.device.type)
-        self._check_input(x, autocast)
+        """h = base(x) + scaling · B A dropout(x) (§4.1).  Shapes: x (..., d_in) -> (..., d_out)."""
+        self._check_input(x)
         if self.merged:  # W0 already holds ΔW: the plain base layer, no gradient reaches A and B
             return self.base(x)
-        xd = self.dropout(x) if self.training and isinstance(self.dropout, nn.Dropout) else None
-        if autocast:  # let autocast pick each matmul's dtype
-            lora = ((x if xd is None else xd) @ self.lora_A.t()) @ self.lora_B.t()  # (..., d_out)
-            return self.base(x) + lora * self.scaling
-        lead = x.shape[:-1]
-        x2 = x.reshape(-1, self.in_features)  # (N, d_in)
-        xd2 = None if xd is None else xd.reshape(-1, self.in_features)  # (N, d_in)
-        out = _LoRAMatmul.apply(x2, xd2, self.base.weight, self.base.bias, self.lora_A,
-                                self.lora_B, self.scaling)
-        return out.reshape(*lead, self.out_features)  # (..., d_out)
+        xa = self.dropout(x) @ self.lora_A.t()  # (..., r): A x, never B @ A
+        return self.base(x) + self.scaling * (xa @ self.lora_B.t())  # (..., d_out)
 
     def _shifted_weight(self, sign: float) -> Tensor:
         """W0 ± ΔW, summed in float32 (at least) and rounded once to W0's dtype."""

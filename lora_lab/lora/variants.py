@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lora_lab._checks import check_choice
-from lora_lab.lora.inject import _set_submodule, add_lora, lora_layers
+from lora_lab.lora.inject import add_lora, lora_layers, set_submodule
 from lora_lab.lora.layer import LoRALinear
 
 VARIANTS = ("lora", "rslora", "dora", "pissa")
@@ -139,26 +139,31 @@ def pissa_init_(layer: LoRALinear) -> LoRALinear:
 
 
 def add_variant(model: nn.Module, targets, variant: str = "lora", r: int = 8, alpha: float = 8.0,
-                dropout: float = 0.0, init: str = "kaiming") -> nn.Module:
+                dropout: float = 0.0, init: str = "kaiming", fused: bool = False) -> nn.Module:
     """`add_lora` with one of VARIANTS ("lora", "rslora", "dora", "pissa"); returns `model`.
 
     The targets are matched, checked and wrapped by `lora_lab.lora.inject.add_lora` (same rules, same
     errors); then each new layer becomes DoRA, or gets PiSSA's init. Changes `model` in place.
+    `fused=True` gives "lora", "rslora" and "pissa" the `FusedLoRALinear` layer; DoRA keeps its own
+    forward either way.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
     check_choice("variant", variant, VARIANTS)
+    if not isinstance(fused, bool):
+        raise TypeError(f"fused must be True or False, got {fused!r}")
     before = set(lora_layers(model))
     magnitudes = [m.lora_magnitude for m in model.modules() if isinstance(m, DoRALinear)]
     trainable = [p.requires_grad for p in magnitudes]
-    add_lora(model, targets, r=r, alpha=alpha, dropout=dropout, init=init, rslora=variant == "rslora")
+    add_lora(model, targets, r=r, alpha=alpha, dropout=dropout, init=init, rslora=variant == "rslora",
+             fused=fused and variant != "dora")
     for p, flag in zip(magnitudes, trainable, strict=True):  # add_lora froze every non-A/B parameter
         p.requires_grad_(flag)
     for name, layer in lora_layers(model).items():
         if name in before:
             continue
         if variant == "dora":
-            _set_submodule(model, name, DoRALinear.from_lora(layer))
+            set_submodule(model, name, DoRALinear.from_lora(layer))
         elif variant == "pissa":
             pissa_init_(layer)
     return model

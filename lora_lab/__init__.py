@@ -5,7 +5,7 @@ floors below it (tests/test_layout.py reads the import graph and fails on an upw
 
 - `_checks`: argument checks and their messages, shared by every floor.
 - `maths`: NumPy and arithmetic — `lowrank`, `subspace`, `shapes`, `budget`, `variant_budget`,
-  `scale`, `nf4`.
+  `scale`, `nf4`, `paper` (the paper's reported tables, as data).
 - `lora`: LoRA in torch — `layer` (`LoRALinear`), `fused`, `attention`, `inject`, `variants`,
   `adapters`, `peft`, `peft_variants`, `trace`, `deploy`.
 - `lab`: the experiments — `data`, `models`, `train`, `runs`, `variant_runs`, `ablations`,

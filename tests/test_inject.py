@@ -234,6 +234,18 @@ def test_lora_state_dict_holds_only_detached_lora_tensors():
     assert sorted(lora_state_dict(LoRALinear(nn.Linear(4, 4), r=2))) == ["lora_A", "lora_B"]
 
 
+def test_lora_state_dict_keeps_every_trainable_adapter_tensor_of_dora():
+    from lora_lab.lora.variants import add_variant
+
+    block = add_variant(_block(), ["q_proj", "fc1"], variant="dora", r=2)
+    sd = lora_state_dict(block)
+    trainable = sorted(n for n, p in block.named_parameters() if p.requires_grad)
+    assert sorted(sd) == trainable and "mlp.fc1.lora_magnitude" in sd
+    with torch.no_grad():
+        block.mlp.fc1.lora_magnitude.mul_(2.0)  # as if trained
+    assert torch.equal(lora_state_dict(block)["mlp.fc1.lora_magnitude"], block.mlp.fc1.lora_magnitude)
+
+
 def test_parameter_table_rows_and_text():
     block = add_lora(_block(), ["q_proj"], r=2)
     rows = {r["module"]: r for r in parameter_table(block)}

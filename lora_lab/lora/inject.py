@@ -198,9 +198,14 @@ def unmerge_lora(model: nn.Module) -> nn.Module:
 
 
 def lora_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Only the LoRA tensors (`….lora_A`, `….lora_B`): the small file an adapter needs."""
-    return {k: v.detach().clone() for k, v in model.state_dict().items()
-            if k.rpartition(".")[2] in ("lora_A", "lora_B")}
+    """Every adapter tensor and nothing of the frozen base: `….lora_A`, `….lora_B`, and what a
+    variant adds (DoRA's `….lora_magnitude`). The small file an adapter needs."""
+    out = {}
+    for name, layer in lora_layers(model).items():
+        for key, value in layer.state_dict().items():
+            if not key.startswith("base."):
+                out[f"{name}.{key}" if name else key] = value.detach().clone()
+    return out
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:

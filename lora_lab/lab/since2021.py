@@ -1,0 +1,158 @@
+"""Notebook 12's measurements: what the field learned about LoRA after 2021, on the course's task
+(the ViT pretrained on digits 0–4, adapted to digits 5–9).
+
+Every run is a `lora_lab.lab.runs.RunSpec` trained by `cached_run`, so a spec notebook 06 or 10
+already trained is read back, not trained again. A rate equal to the course's default
+(`runs.LR`) is stored as `lr=None`, the way those notebooks ask for it.
+
+Two scores per run: *learning* — accuracy on the 5–9 test images (the run's own new head), and
+*remembering* — accuracy on the 0–4 test images through the adapted body and the pretrained head,
+which fine-tuning never touched. Forgetting is the drop of the second from the base model's.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lora_lab._checks import check_choice
+from lora_lab.lab.data import ADAPT_TASK, PRETRAIN_TASK, load_task
+from lora_lab.lab.models import base_model
+from lora_lab.lab.runs import LR, RunSpec, cached_run
+from lora_lab.maths.intruders import THRESHOLD, TOP_K, count_intruders, scale_intruders
+from lora_lab.maths.sweep import best_lr
+
+SEEDS = (0, 1, 2)
+FULL_LRS = (5e-4, 1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2)
+LORA_LRS = (2.5e-3, 5e-3, 1e-2, 2e-2, 4e-2)
+QV = ("q_proj", "v_proj")
+ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
+MLP = ("fc1", "fc2")
+#: placement -> (targets, r): about 14,000 LoRA parameters each (r · Σ(d_in + d_out) over the matrices)
+PLACEMENTS = {"attention": (ATTENTION, 7), "MLP": (MLP, 9), "all linear": (ATTENTION + MLP, 4)}
+
+
+def spec(method: str = "lora", lr: float | None = None, **fields) -> RunSpec:
+    """A RunSpec whose rate is None when it equals the course default (so cached runs are shared)."""
+    check_choice("method", method, LR)
+    if lr is not None and np.isclose(lr, LR[method], rtol=1e-12, atol=0.0):
+        lr = None
+    return RunSpec(method=method, lr=lr, **fields).checked()
+
+
+def lr_grid(method: str, lrs: Iterable[float], seeds: Iterable[int] = SEEDS, **fields) -> list[RunSpec]:
+    """One spec per (rate, seed), rates outermost."""
+    return [spec(method, lr, seed=s, **fields) for lr in lrs for s in seeds]
+
+
+@torch.no_grad()
+def scores(model: nn.Module, head: nn.Linear | None = None) -> dict:
+    """Target accuracy and test loss (the model's own head), source accuracy (the pretrained `head`
+    on the model's body: how much of digits 0–4 the adapted body still serves)."""
+    head = base_model().head if head is None else head
+    target, source = load_task(ADAPT_TASK), load_task(PRETRAIN_TASK)
+    model.eval()
+    logits = model(target.x_test)  # (N, 5)
+    src = head(model.features(source.x_test)).argmax(-1)  # (N,)
+    return {"target_acc": float((logits.argmax(-1) == target.y_test).float().mean()),
+            "target_loss": float(F.cross_entropy(logits, target.y_test)),
+            "source_acc": float((src == source.y_test).float().mean())}
+
+
+def base_source_accuracy() -> float:
+    """Accuracy of the untouched pretrained model on the 0–4 test images (before any forgetting)."""
+    task, model = load_task(PRETRAIN_TASK), base_model().eval()
+    with torch.no_grad():
+        return float((model(task.x_test).argmax(-1) == task.y_test).float().mean())
+
+
+def row(spec_: RunSpec, model: nn.Module, head: nn.Linear | None = None) -> dict:
+    """One table row: the spec's fields that vary here, its rate and its scores."""
+    return {"label": spec_.label(), "method": spec_.method, "r": spec_.r, "alpha": spec_.alpha,
+            "targets": spec_.targets, "seed": spec_.seed, "lr": spec_.learning_rate,
+            "lora_plus_ratio": getattr(spec_, "lora_plus_ratio", 1.0), **scores(model, head)}
+
+
+def collect(specs: Iterable[RunSpec], run_fn: Callable = cached_run) -> list[dict]:
+    """Train or load every spec (`run_fn(spec)` -> a Run) and score it: one row each."""
+    head = base_model().head
+    return [row(s, run_fn(s).model, head) for s in specs]
+
+
+def group(rows: list[dict], key: Callable[[dict], object]) -> dict:
+    """rows split by `key(row)`, in first-seen order."""
+    out: dict = {}
+    for r in rows:
+        out.setdefault(key(r), []).append(r)
+    return out
+
+
+def best_lrs(rows: list[dict], metric: str = "target_loss") -> dict[int, float]:
+    """seed -> the best rate of that seed's sweep (lowest `metric`, refined by `best_lr`)."""
+    out = {}
+    for seed, rs in group(rows, lambda r: r["seed"]).items():
+        rs = sorted(rs, key=lambda r: r["lr"])
+        out[seed] = best_lr([r["lr"] for r in rs], [r[metric] for r in rs])
+    return out
+
+
+def mean_curve(rows: list[dict], metric: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(rates, mean, min, max) of `metric` over seeds, per rate (increasing)."""
+    by_lr = group(sorted(rows, key=lambda r: r["lr"]), lambda r: r["lr"])
+    vals = [np.array([r[metric] for r in rs]) for rs in by_lr.values()]
+    return (np.array(list(by_lr)), np.array([v.mean() for v in vals]),
+            np.array([v.min() for v in vals]), np.array([v.max() for v in vals]))
+
+
+def lr_ratios(lora_rows: list[dict], full_rows: list[dict]) -> dict[int, float]:
+    """seed -> best LoRA rate / best full fine-tuning rate (the seeds both sweeps share)."""
+    lora, full = best_lrs(lora_rows), best_lrs(full_rows)
+    return {s: lora[s] / full[s] for s in sorted(set(lora) & set(full))}
+
+
+# ---- intruder dimensions of a trained run ------------------------------------------------------
+
+def _adapted(model: nn.Module, targets) -> dict[str, nn.Module]:
+    return {n: m for n, m in model.named_modules()
+            if n.split(".")[-1] in targets and (hasattr(m, "delta_weight") or isinstance(m, nn.Linear))}
+
+
+def weight_pairs(model: nn.Module, targets=QV, base: nn.Module | None = None) -> dict[str, tuple]:
+    """name -> (W0, W) as float64 arrays for each matrix named in `targets`: W0 from the pretrained
+    base, W = W0 + ΔW after adaptation (LoRA: base weight + (α/r)BA; full: the trained weight).
+    Shapes: each (d_out, d_in)."""
+    base = base_model() if base is None else base
+    start = dict(base.named_modules())
+    out = {}
+    for name, m in _adapted(model, targets).items():
+        W = m.base.weight + m.delta_weight() if hasattr(m, "delta_weight") else m.weight
+        out[name] = (start[name].weight.detach().double().numpy(), W.detach().double().numpy())
+    if not out:
+        raise ValueError(f"targets {tuple(targets)!r} name no linear layer of the model")
+    return out
+
+
+def intruder_count(model: nn.Module, targets=QV, k: int = TOP_K, threshold: float = THRESHOLD,
+                   base: nn.Module | None = None) -> int:
+    """Intruders among the top-k singular vectors, summed over the matrices named in `targets`."""
+    return count_intruders(weight_pairs(model, targets, base).values(), k, threshold)
+
+
+@torch.no_grad()
+def with_intruders_scaled(model: nn.Module, lam: float, targets=QV, k: int = TOP_K,
+                          threshold: float = THRESHOLD, base: nn.Module | None = None) -> nn.Module:
+    """A copy of `model` whose adapted matrices have their intruders' singular values times `lam`."""
+    pairs = weight_pairs(model, targets, base)
+    model = copy.deepcopy(model)
+    for name, m in _adapted(model, targets).items():
+        W = torch.as_tensor(scale_intruders(*pairs[name], lam, k, threshold), dtype=torch.float32)
+        if hasattr(m, "delta_weight"):  # keep the adapter, move the frozen base: base + ΔW = W
+            m.base.weight.copy_(W - m.delta_weight())
+        else:
+            m.weight.copy_(W)
+    return model

@@ -1,0 +1,87 @@
+"""Notebook 12's measurements, on untrained copies of the base (no training in a unit test):
+the scores, the sweep reading, the weight pairs and the intruder surgery."""
+
+import numpy as np
+import pytest
+import torch
+
+from lora_lab.lab import since2021 as s21
+from lora_lab.lab.models import base_model
+from lora_lab.lab.runs import LR, Run, prepare
+from lora_lab.lab.train import History
+from lora_lab.lora.inject import lora_layers
+
+
+def _untrained(spec):
+    """A fake `cached_run`: the spec's model as prepared, before any step."""
+    return Run(spec, prepare(base_model(), spec).eval(), History())
+
+
+def test_a_default_rate_is_stored_as_none_so_cached_runs_are_shared():
+    assert s21.spec("lora", LR["lora"], r=4).lr is None
+    assert s21.spec("full", 4e-3).lr == 4e-3
+    assert len(s21.lr_grid("full", (1e-3, 2e-3), seeds=(0, 1, 2))) == 6
+    with pytest.raises(ValueError, match="method must be one of"):
+        s21.spec("adapter", 1e-3)
+
+
+def test_an_untouched_body_remembers_exactly_what_the_base_knew():
+    rows = s21.collect([s21.spec("full", 1e-3), s21.spec("lora", 1e-2, r=2)], run_fn=_untrained)
+    base = s21.base_source_accuracy()
+    assert base > 0.9
+    assert [r["source_acc"] for r in rows] == [base, base]  # B = 0 and no step: the body is W0
+    assert rows[1]["label"] == "LoRA q,v r=2" and rows[1]["lr"] == LR["lora"]
+
+
+def _rows(best_by_seed, lrs=(1e-3, 2e-3, 4e-3, 8e-3)):
+    return [{"seed": s, "lr": lr, "target_loss": (np.log(lr) - np.log(best)) ** 2}
+            for s, best in best_by_seed.items() for lr in lrs]
+
+
+def test_best_rates_and_their_ratio_per_seed():
+    full, lora = _rows({0: 2e-3, 1: 3e-3}), _rows({0: 6e-3, 1: 6e-3}, lrs=(2e-3, 4e-3, 8e-3, 1.6e-2))
+    assert np.allclose(list(s21.best_lrs(full).values()), [2e-3, 3e-3])
+    assert np.allclose(list(s21.lr_ratios(lora, full).values()), [3.0, 2.0])
+    lrs, mean, low, high = s21.mean_curve(full, "target_loss")
+    assert lrs.tolist() == [1e-3, 2e-3, 4e-3, 8e-3] and (low <= mean).all() and (mean <= high).all()
+
+
+def test_placements_have_matched_budgets():
+    model = base_model()
+    counts = {}
+    for name, (targets, r) in s21.PLACEMENTS.items():
+        mods = [m for n, m in model.named_modules() if n.split(".")[-1] in targets]
+        counts[name] = r * sum(m.in_features + m.out_features for m in mods)
+    assert max(counts.values()) / min(counts.values()) < 1.05, counts
+
+
+def _lora_with_a_big_update(seed=0):
+    run = _untrained(s21.spec("lora", 1e-2, r=2, seed=seed))
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for layer in lora_layers(run.model).values():
+            layer.lora_B.copy_(3.0 * torch.randn(layer.lora_B.shape, generator=gen))
+    return run.model
+
+
+def test_no_update_no_intruders_a_big_random_update_makes_some():
+    assert s21.intruder_count(_untrained(s21.spec("lora", 1e-2, r=2)).model) == 0
+    assert s21.intruder_count(_untrained(s21.spec("full", 1e-3)).model) == 0
+    assert s21.intruder_count(_lora_with_a_big_update()) > 0
+
+
+def test_scaling_intruders_moves_the_weights_the_maths_says():
+    model = _lora_with_a_big_update()
+    same = s21.with_intruders_scaled(model, 1.0)
+    assert s21.scores(same) == s21.scores(model)
+    removed = s21.with_intruders_scaled(model, 0.0)
+    pairs, new = s21.weight_pairs(model), s21.weight_pairs(removed)
+    from lora_lab.maths.intruders import scale_intruders
+    for name, (W0, W) in pairs.items():
+        assert np.allclose(new[name][1], scale_intruders(W0, W, 0.0), atol=1e-5)
+    assert s21.intruder_count(removed) < s21.intruder_count(model)
+
+
+def test_unknown_targets_raise():
+    with pytest.raises(ValueError, match="name no linear layer"):
+        s21.weight_pairs(base_model(), targets=("nope",))

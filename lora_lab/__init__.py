@@ -8,7 +8,7 @@ floors below it (tests/test_layout.py reads the import graph and fails on an upw
   `scale`, `nf4`, `paper` (the paper's reported tables, as data).
 - `lora`: LoRA in torch — `layer` (`LoRALinear`), `fused`, `attention`, `inject`, `variants`,
   `adapters`, `peft`, `peft_variants`, `trace`, `deploy`.
-- `lab`: the experiments — `data`, `models`, `train`, `runs`, `variant_runs`, `ablations`,
+- `lab`: the experiments — `cache`, `data`, `models`, `train`, `runs`, `readouts`, `ablations`,
   `planted`, `intrinsic`, `random_subspace`, `llm`, `ddp` (`launcher`, `rank`).
 - `views`: figures and controls that take results and draw — `plots`, `widgets`.
 - `course`: what only a course needs — `notebook` (`setup_notebook`), `exercises`,

@@ -6,7 +6,8 @@ import torch
 pytest.importorskip("ipywidgets")
 
 from lora_lab.lab.models import TinyViT, ViTConfig  # noqa: E402
-from lora_lab.lab.runs import Run, RunSpec, adapter_matrices, prepare  # noqa: E402
+from lora_lab.lab.readouts import adapter_matrices  # noqa: E402
+from lora_lab.lab.runs import Run, RunSpec, prepare  # noqa: E402
 from lora_lab.lab.train import History  # noqa: E402
 from lora_lab.maths.subspace import phi_readout, subspace_similarity  # noqa: E402
 from lora_lab.views.widgets.subspace import picker_phi, subspace_picker  # noqa: E402

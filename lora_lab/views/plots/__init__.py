@@ -1,3 +1,4 @@
-"""Every figure of the course, one submodule per topic. Each function returns `(fig, ax)` and
-never calls `plt.show()`. A submodule lists the figures `make figures` writes in a `FIGURES`
-dict: file name -> a function of no arguments that computes and draws it."""
+"""Every figure of the course, one submodule per topic. Each function takes results and returns
+`(fig, ax)`; none trains or loads a model, none calls `plt.show()`. A submodule may list recipes
+of figures drawn from arithmetic in a `FIGURES` dict (file name -> a function of no arguments);
+`lora_lab.course.figures` names those submodules and holds the recipes that train."""

@@ -1,5 +1,5 @@
 """Figures of notebook 06: training curves, the rank and weight-type ablations, low data,
-intrinsic dimension. Each takes the rows `lora_lab.lab.ablations` returns."""
+intrinsic dimension. Each takes the rows `lora_lab.lab.ablations` returns, and draws."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
-
-from lora_lab.lab import ablations
 
 
 def _smooth(values: Sequence[float], window: int = 9) -> np.ndarray:
@@ -90,27 +88,6 @@ def plot_low_data_and_intrinsic(low: list[dict], intrinsic: list[dict], referenc
     return fig, axes
 
 
-def _reference() -> dict:
-    rows = ablations.compare_methods()
-    return {"full fine-tuning": rows[1]["accuracy"], "head only": rows[0]["accuracy"]}
-
-
-def methods_figure():
-    """Loss and accuracy of head only, full fine-tuning and LoRA on digits 5–9."""
-    from lora_lab.lab.runs import RunSpec, run
-
-    specs = [RunSpec(method="head"), RunSpec(method="full"), RunSpec(method="lora")]
-    return plot_histories({s.label(): run(s).history for s in specs})
-
-
-def rank_figure():
-    """The rank ablation, α fixed vs α = r."""
-    alpha_r = ablations.rank_ablation(seeds=(0,), alpha_equals_r=True)
-    return plot_rank_ablation(ablations.rank_ablation(), alpha_r, _reference())
-
-
-
-
 def plot_digits(task, n: int = 10, axes=None):
     """The first `n` training images of a task, titled with their digit."""
     fig, axes = plt.subplots(1, n, figsize=(1.1 * n, 1.5)) if axes is None else (axes[0].figure, axes)
@@ -120,12 +97,3 @@ def plot_digits(task, n: int = 10, axes=None):
         ax.set_axis_off()
     fig.suptitle(f"task {task.name!r}", fontsize=10)
     return fig, axes
-
-
-FIGURES = {
-    "experiments_methods.png": methods_figure,
-    "experiments_rank.png": rank_figure,
-    "experiments_weight_types.png": lambda: plot_weight_types(ablations.weight_type_ablation()),
-    "experiments_low_data_intrinsic.png": lambda: plot_low_data_and_intrinsic(
-        ablations.low_data(), ablations.intrinsic_curve(), _reference()),
-}

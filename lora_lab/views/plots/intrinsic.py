@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 
-from lora_lab.lab.intrinsic import intrinsic_curve
-
 
 def plot_intrinsic_curve(result: dict):
     """Test accuracy against the subspace dimension d (log x), full training and 90% of it as lines."""
@@ -19,6 +17,3 @@ def plot_intrinsic_curve(result: dict):
            title="Digits MLP trained in a random d-dimensional subspace")
     ax.legend(fontsize=8, loc="lower right")
     return fig, ax
-
-
-FIGURES = {"intrinsic_dimension.png": lambda: plot_intrinsic_curve(intrinsic_curve())}

@@ -1,10 +1,11 @@
-"""Figures of notebook 07: φ heatmaps (the paper's Figures 3 and 4) and the ΔW-vs-W bars (Table 7)."""
+"""Figures of notebook 07: φ heatmaps (the paper's Figures 3 and 4) and the ΔW-vs-W bars (Table 7).
+They take what `lora_lab.lab.readouts` computes from the runs, and draw."""
 
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.ticker import MaxNLocator, NullFormatter
+from matplotlib.ticker import FormatStrFormatter, LogLocator, MaxNLocator, NullFormatter
 
 #: Paper Table 7 (GPT-3, layer 48, Wq): ‖UᵀWqVᵀ‖_F for U, V from ΔWq, Wq or a random matrix.
 PAPER_TABLE7 = {4: {"proj_delta": 0.32, "proj_W": 21.67, "proj_random": 0.02, "norm_delta": 6.91},
@@ -42,80 +43,61 @@ def plot_phi_panels(panels: dict, figsize=None, ncols: int | None = None):
     return fig, axes
 
 
-def plot_amplification(ours: dict, paper: dict = PAPER_TABLE7):
-    """‖UᵀWV‖_F for U, V from ΔW, W or random, per r: ours (left) and the paper's (right), log scale."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    kinds = [("proj_delta", "ΔW's directions"), ("proj_W", "W's own directions"), ("proj_random", "random")]
-    for ax, rows, title in [(axes[0], ours, "this course's ViT (Wq, block 1)"),
-                            (axes[1], paper, "paper, GPT-3 layer 48 (Table 7)")]:
-        ranks = sorted(rows)
-        x = np.arange(len(ranks))
-        for k, (key, label) in enumerate(kinds):
-            ax.bar(x + (k - 1) * 0.27, [rows[r][key] for r in ranks], width=0.27, label=label)
-        ax.set_xticks(x, [f"r = {r}" for r in ranks])
-        ax.set(yscale="log", ylabel="‖Uᵀ W V‖_F (log scale)", title=title)
-        ax.yaxis.set_minor_formatter(NullFormatter())  # label decades only
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=9)
-    fig.subplots_adjust(bottom=0.2, wspace=0.3)
-    return fig, axes
-
-
-def _runs():
-    from lora_lab.lab.runs import subspace_runs
-
-    return subspace_runs()
-
-
-def _a(run, layer, matrix):
-    from lora_lab.lab.runs import adapter_matrices
-
-    return adapter_matrices(run, layer, matrix)["A"]
-
-
-def figure3(layer: int = 1):
-    """φ(A r=8, A r=64) for Wq and Wv (different seeds), and for random matrices of the same shapes."""
-    from lora_lab.maths.subspace import subspace_similarity
-
-    runs = _runs()
-    rng = np.random.default_rng(0)
-    panels = {f"W{m[0]}, block {layer}: A (r=8) vs A (r=64)":
-              subspace_similarity(_a(runs[8, 0], layer, m), _a(runs[64, 1], layer, m))
-              for m in ["q_proj", "v_proj"]}
-    panels["random Gaussian (8, 128) vs (64, 128)"] = subspace_similarity(
-        rng.standard_normal((8, 128)), rng.standard_normal((64, 128)))
+def figure3(panels: dict):
+    """The paper's Figure 3 at our scale: `lora_lab.lab.readouts.rank_panels`, stacked."""
     return plot_phi_panels(panels, figsize=(10, 6.5), ncols=1)
 
 
-def figure4(layer: int = 1, top: int = 16):
-    """φ between two r=64 runs with different seeds, for Wq and Wv, and a random pair: the top-left
-    `top`×`top` corner (φ there depends only on each adapter's top `top` directions)."""
-    from lora_lab.maths.subspace import subspace_similarity
-
-    runs = _runs()
-    rng = np.random.default_rng(1)
-    panels = {f"W{m[0]}, block {layer}: r=64, seed 0 vs seed 1":
-              subspace_similarity(_a(runs[64, 0], layer, m), _a(runs[64, 1], layer, m))[:top, :top]
-              for m in ["q_proj", "v_proj"]}
-    panels["random vs random"] = subspace_similarity(rng.standard_normal((64, 128)),
-                                                     rng.standard_normal((64, 128)))[:top, :top]
+def figure4(panels: dict):
+    """The paper's Figure 4 at our scale: `lora_lab.lab.readouts.seed_panels`, side by side."""
     return plot_phi_panels(panels, figsize=(12, 3.4))
 
 
-def amplification_figure(layer: int = 1):
-    """Table 7's analogue beside the paper's numbers."""
-    from lora_lab.lab.runs import adapter_matrices
-    from lora_lab.maths.subspace import amplification
-
-    runs = _runs()
-    ours = {}
-    for r, seed in [(4, 0), (64, 0)]:
-        m = adapter_matrices(runs[r, seed], layer, "q_proj")
-        ours[r] = amplification(m["W"], m["delta_W"], r)
-    return plot_amplification(ours)
+_KINDS = (("proj_delta", "ΔW's directions"), ("proj_W", "W's own directions"), ("proj_random", "random"))
+_PROJ = r"$\Vert U^{\top} W V \Vert_F$"
 
 
-FIGURES = {
-    "subspace_phi_r8_vs_r64.png": figure3,
-    "subspace_phi_seed_vs_seed.png": figure4,
-    "subspace_amplification.png": amplification_figure,
-}
+def _projection_bars(ax, rows: dict, title: str) -> None:
+    ranks = sorted(rows)
+    x = np.arange(len(ranks))
+    for k, (key, label) in enumerate(_KINDS):
+        ax.bar(x + (k - 1) * 0.27, [rows[r][key] for r in ranks], width=0.27, label=label)
+    ax.set_xticks(x, [f"r = {r}" for r in ranks])
+    ax.set(yscale="log", ylabel=_PROJ + " (log scale)", title=title)
+    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))  # 0.01, 0.02, 0.05, 0.1, …
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def _factor_bars(ax, ours: dict, paper: dict) -> None:
+    """The amplification factor ‖ΔW‖_F / ‖UᵀWV‖_F per r, ours beside the paper's; 1 = none."""
+    ranks = sorted(ours)
+    x = np.arange(len(ranks))
+    for k, (rows, label) in enumerate([(ours, "this course"), (paper, "paper")]):
+        values = [rows[r]["norm_delta"] / rows[r]["proj_delta"] for r in ranks]
+        bars = ax.bar(x + (k - 0.5) * 0.38, values, width=0.38, label=label, color=f"C{k + 3}")
+        ax.bar_label(bars, labels=[f"{v:.1f}" for v in values], fontsize=8)
+    ax.axhline(1.0, color="0.3", linestyle="--", linewidth=1)
+    ax.text(x[-1] + 0.6, 1.0, "1: no\namplification", va="center", fontsize=7)
+    ax.set_xticks(x, [f"r = {r}" for r in ranks])
+    ax.set(ylabel=r"$\Vert\Delta W\Vert_F$ / " + _PROJ, title="amplification factor",
+           xlim=(-0.6, len(ranks) - 0.1))
+    ax.margins(y=0.12)
+    ax.legend(fontsize=8, loc="upper right")
+
+
+def plot_amplification(ours: dict, paper: dict = PAPER_TABLE7):
+    """Left two panels: ‖UᵀWV‖_F for U, V from ΔW, W or random, per r, ours and the paper's (log
+    scale); right: the amplification factor ‖ΔW‖_F / ‖UᵀWV‖_F (U, V from ΔW), ours and the paper's.
+
+    `ours` and `paper`: r -> a dict with proj_delta, proj_W, proj_random, norm_delta
+    (`lora_lab.maths.subspace.amplification`).
+    """
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8), gridspec_kw={"width_ratios": [1, 1, 0.8]})
+    _projection_bars(axes[0], ours, "this course's ViT (Wq, block 1)")
+    _projection_bars(axes[1], paper, "paper, GPT-3 layer 48 (Table 7)")
+    _factor_bars(axes[2], ours, paper)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=9,
+               title="U, V: the top-r singular vectors of", title_fontsize=9)
+    fig.subplots_adjust(bottom=0.27, wspace=0.35)
+    return fig, axes

@@ -109,12 +109,6 @@ def plot_loss_curves(curves: Mapping[str, Sequence[Sequence[float]]], window: in
     return fig, ax
 
 
-def _base_q_proj():
-    from lora_lab.lab.models import base_model
-
-    return base_model().blocks[0].attn.q_proj.weight.detach()
-
-
 def _counts_llama():
     from lora_lab.maths.budget import LLAMA2_7B
     from lora_lab.maths.variant_budget import variant_param_count
@@ -127,6 +121,5 @@ def _counts_llama():
 FIGURES = {
     "variants_scaling.png": plot_scaling,
     "variants_nf4_levels.png": plot_nf4_levels,
-    "variants_pissa_spectrum.png": lambda: plot_pissa_spectrum(_base_q_proj(), 4),
     "variants_counts.png": _counts_llama,
 }

@@ -12,7 +12,7 @@ import io
 import ipywidgets as W
 import matplotlib.pyplot as plt
 
-from lora_lab.lab.runs import adapter_matrices
+from lora_lab.lab.readouts import adapter_matrices
 from lora_lab.maths.subspace import phi_readout, subspace_similarity
 
 

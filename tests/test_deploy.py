@@ -6,15 +6,19 @@ import pytest
 import torch
 from torch import nn
 
+import lora_lab.lora.deploy as deploy_module
 from lora_lab.lora.attention import TransformerBlock
 from lora_lab.lora.deploy import (
+    MERGED_BAND,
     BottleneckAdapter,
+    TimingCheck,
     add_bottleneck_adapters,
     count_ops,
     forward_flops,
+    merged_check,
     serving_costs,
     serving_variants,
-    time_forward,
+    time_ratios,
 )
 from lora_lab.lora.inject import add_lora, count_parameters, lora_layers, merge_lora
 
@@ -64,9 +68,67 @@ def test_adapter_l_layout_wraps_only_the_mlp(base):
     assert not isinstance(adapted[0].attn, BottleneckAdapter)
 
 
-def test_time_forward_returns_a_positive_time_per_model(base, x):
-    times = time_forward({"a": base, "b": base}, x, repeats=3, warmup=1)
-    assert set(times) == {"a", "b"} and all(t > 0 for t in times.values())
+class Clock:
+    """A fake perf_counter: models advance it by a set cost, times a load factor per call."""
+
+    def __init__(self):
+        self.now, self.calls, self.load = 0.0, 0, {}
+
+    def __call__(self):
+        return self.now
+
+    def spend(self, cost):
+        self.calls += 1
+        self.now += cost * self.load.get(self.calls, 1.0)
+
+
+class Costs(nn.Module):
+    def __init__(self, clock, cost):
+        super().__init__()
+        self.clock, self.cost = clock, cost
+
+    def forward(self, x):
+        self.clock.spend(self.cost)
+        return x
+
+
+def test_time_ratios_are_paired_medians_that_shrug_off_bursts(monkeypatch, x):
+    clock = Clock()
+    monkeypatch.setattr(deploy_module.time, "perf_counter", clock)
+    models = {"base": Costs(clock, 1.0), "merged": Costs(clock, 1.0), "slow": Costs(clock, 1.5)}
+    warmup, rounds = 2, 21
+    first = warmup * 3
+    clock.load = {first + k: 50.0 for k in range(1, 4 * 3, 3)}  # a burst hits one model in 4 rounds
+    clock.load |= {first + 3 * 10 + k: 8.0 for k in (1, 2, 3)}  # a burst hits a whole round alike
+    ratios = time_ratios(models, x, rounds=rounds, warmup=warmup)
+    assert ratios == {"base": 1.0, "merged": 1.0, "slow": 1.5}
+    assert clock.calls == (warmup + rounds) * 3
+
+
+def test_time_ratios_on_real_models(base, x):
+    ratios = time_ratios({"base": base, "same": base}, x, rounds=3, warmup=1)
+    assert ratios["base"] == 1.0 and ratios["same"] > 0
+
+
+def test_merged_check_passes_inside_the_band_and_explains_outside():
+    good = {"batch 32": {"LoRA, merged": 1.02}, "batch 1": {"LoRA, merged": 0.97}}
+    check = merged_check(good)
+    assert check == TimingCheck(True, check.message)
+    assert "×1.02 at batch 32, ×0.97 at batch 1" in check.message
+    assert f"×{MERGED_BAND[0]:.2f}–×{MERGED_BAND[1]:.2f}" in check.message
+    bad = merged_check({"batch 32": {"LoRA, merged": 7.92}, "batch 1": {"LoRA, merged": 1.03}})
+    assert not bad.ok and "outside ×0.90–×1.10 at batch 32." in bad.message
+    assert "no figure is drawn" in bad.message
+    assert not merged_check(good, band=(0.99, 1.01)).ok
+
+
+def test_merged_check_bad_arguments():
+    with pytest.raises(ValueError, match=r"band must be \(low, high\) with 0 < low < 1 < high, got \(1.1"):
+        merged_check({"b": {"LoRA, merged": 1.0}}, band=(1.1, 0.9))
+    with pytest.raises(ValueError, match="ratios must map each setting to {model: ratio} including 'LoRA, "):
+        merged_check({"b": {"base": 1.0}})
+    with pytest.raises(ValueError, match="ratios must map"):
+        merged_check({})
 
 
 def test_bad_inputs(base, x):
@@ -81,10 +143,10 @@ def test_bad_inputs(base, x):
     assert all(p.requires_grad for p in untouched.parameters())
     with pytest.raises(TypeError, match="model must be an nn.Module, got int"):
         add_bottleneck_adapters(3, ["mlp"])
-    with pytest.raises(ValueError, match="repeats must be an integer in \\[1, inf\\], got 0"):
-        time_forward({"a": base}, x, repeats=0)
-    with pytest.raises(ValueError, match="models must name at least one model"):
-        time_forward({}, x)
+    with pytest.raises(ValueError, match="rounds must be an integer in \\[1, inf\\], got 0"):
+        time_ratios({"base": base}, x, rounds=0)
+    with pytest.raises(ValueError, match=r"reference must be one of the models \['a'\], got 'base'"):
+        time_ratios({"a": base}, x)
 
 
 def test_serving_costs_rows(base, x):

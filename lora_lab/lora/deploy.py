@@ -4,13 +4,17 @@ The paper's Table 1 (§3) compares LoRA with serial Adapter layers (Houlsby et a
 adapter runs after a module, y + W_up·ReLU(W_down·y), so its small matrix products wait for the
 module's output and add depth to every forward pass. A merged LoRA adds nothing: W0 + ΔW is one
 matrix of the same shape. Counting operations and FLOPs gives stable numbers; wall-clock time
-(`time_forward`) is measured, noisy, and reported as ratios taken side by side in one run.
+is measured, noisy, and reported as ratios taken side by side in one run (`time_ratios`), with a
+check that a run is clean enough to show (`merged_check`: a merged model runs the base's own
+operations, so its time ratio must sit near 1).
 """
 
 from __future__ import annotations
 
 import copy
+import statistics
 import time
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -98,31 +102,72 @@ def _addmm_flops(self_shape, a_shape, b_shape, *args, out_shape=None, **kwargs) 
 @torch.no_grad()
 def forward_flops(model: nn.Module, x: Tensor) -> int:
     """Floating-point operations of one forward pass (matrix products, counted by torch)."""
-    # torch's counter knows addmm but not its in-place form addmm_, which LoRALinear uses
+    # torch's counter knows addmm but not its in-place form addmm_, which FusedLoRALinear uses
     in_place = {torch.ops.aten.addmm_: _addmm_flops}
     with flop_counter.FlopCounterMode(display=False, custom_mapping=in_place) as counter:
         model(x)
     return counter.get_total_flops()
 
 
+#: A clean timing run shows merged / base inside this band: the two run the same operations
+#: (`count_ops`), so a ratio outside it measures the machine's load, not the models.
+MERGED_BAND = (0.9, 1.1)
+
+
 @torch.no_grad()
-def time_forward(models: dict[str, nn.Module], x: Tensor, repeats: int = 50,
-                 warmup: int = 5) -> dict[str, float]:
-    """Fastest of `repeats` timings of one forward pass per model, in seconds, timed in turns
-    (a, b, c, a, b, c, …) so that background load hits every model alike. Other programs only ever
-    add time, so the minimum is the least disturbed estimate (as `timeit` advises). Still noisy:
-    compare ratios from one call, never absolute times across machines."""
-    repeats, warmup = check_int("repeats", repeats, low=1), check_int("warmup", warmup, low=0)
-    if not models:
-        raise ValueError("models must name at least one model, got {}")
-    times = {name: [] for name in models}
-    for i in range(warmup + repeats):
-        for name, model in models.items():
-            start = time.perf_counter()
+def time_ratios(models: dict[str, nn.Module], x: Tensor, reference: str = "base", rounds: int = 100,
+                warmup: int = 5) -> dict[str, float]:
+    """Each model's forward time ÷ `reference`'s: the median over `rounds` interleaved rounds.
+
+    Every round runs each model once (the order rotated from round to round) and divides within the
+    round, so load that comes and goes hits both sides of a ratio alike; the median then ignores the
+    rounds a burst did hit unevenly. Ratios from one call compare; absolute times do not travel.
+    """
+    rounds, warmup = check_int("rounds", rounds, low=1), check_int("warmup", warmup, low=0)
+    if reference not in models:
+        raise ValueError(f"reference must be one of the models {sorted(models)}, got {reference!r}")
+    names = list(models)
+    for _ in range(warmup):
+        for model in models.values():
             model(x)
-            if i >= warmup:
-                times[name].append(time.perf_counter() - start)
-    return {name: min(t) for name, t in times.items()}
+    ratios = {name: [] for name in names}
+    for i in range(rounds):
+        seconds = {}
+        for name in names[i % len(names):] + names[:i % len(names)]:
+            start = time.perf_counter()
+            models[name](x)
+            seconds[name] = time.perf_counter() - start
+        for name in names:
+            ratios[name].append(seconds[name] / seconds[reference])
+    return {name: statistics.median(r) for name, r in ratios.items()}
+
+
+@dataclass(frozen=True)
+class TimingCheck:
+    """Whether a timing run may be shown: `ok`, and a sentence that says so (or why not)."""
+
+    ok: bool
+    message: str
+
+
+def merged_check(ratios: dict[str, dict[str, float]], merged: str = "LoRA, merged",
+                 band: tuple[float, float] = MERGED_BAND) -> TimingCheck:
+    """Is merged ÷ base inside `band` in every setting? `ratios`: setting -> {model: ratio}."""
+    low, high = band
+    if not 0 < low < 1 < high:
+        raise ValueError(f"band must be (low, high) with 0 < low < 1 < high, got {band!r}")
+    if not ratios or any(merged not in row for row in ratios.values()):
+        raise ValueError(f"ratios must map each setting to {{model: ratio}} including {merged!r}, "
+                         f"got {ratios!r}")
+    shown = ", ".join(f"×{row[merged]:.2f} at {s}" for s, row in ratios.items())
+    outside = [s for s, row in ratios.items() if not low <= row[merged] <= high]
+    if not outside:
+        return TimingCheck(True, f"check: merged ÷ base = {shown}, inside ×{low:.2f}–×{high:.2f} "
+                                 "as it must be (the same operations): this run can be read.")
+    return TimingCheck(False, f"check failed: merged ÷ base = {shown}; outside ×{low:.2f}–×{high:.2f} "
+                              f"at {', '.join(outside)}. A merged model runs the base's own operations, "
+                              "so this run measured the machine's load, not the models: no figure is "
+                              "drawn. Rerun the cell when the machine is quieter; the counts above stand.")
 
 
 def serving_variants(base: nn.Module, lora: nn.Module, bottleneck: int = 8) -> dict[str, nn.Module]:

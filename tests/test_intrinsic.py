@@ -17,11 +17,11 @@ def test_split_and_mlp_shapes():
 
 
 def test_more_directions_reach_higher_accuracy_and_runs_repeat():
-    result = intrinsic_curve(ds=(2, 300), hidden=16)
+    result = intrinsic_curve(ds=(2, 300), hidden=16, measure=False)
     low, high = result["accuracy"]
     assert low < 0.5 < high <= result["full"] + 0.02
     assert result["full"] > 0.9 and result["D"] == n_params(16)
-    assert result["d90"] in (300, None)
+    assert result["d90"] in (300, None) and result["d90"] == result["d90_grid"]
     assert train_in_subspace(300, hidden=16) == high  # same seed, same answer
 
 
@@ -74,3 +74,12 @@ def test_measure_d90_rejects_bad_arguments(kwargs, error, match):
 
     with pytest.raises(error, match=match):
         measure_d90(**{"hidden": 4, **kwargs})
+
+
+def test_curve_reports_the_measured_d90_not_the_grid_point():
+    from lora_lab.lab.intrinsic import measure_d90
+
+    result = intrinsic_curve(ds=(2, 300), hidden=4)
+    found = measure_d90(hidden=4)
+    assert result["d90"] == found["d90"] and result["d90_bracket"] == found["bracket"]
+    assert result["d90_grid"] in (300, None)

@@ -93,14 +93,20 @@ def train_in_subspace(d: int | None, hidden: int = 32, steps: int = 200, seed: i
         return accuracy(theta, *data["test"], hidden)
 
 
-def intrinsic_curve(ds=(2, 5, 10, 20, 50, 100, 200, 500), hidden: int = 32, seed: int = 0) -> dict:
-    """{'d': ds, 'accuracy': test accuracy per d, 'full': training all D, 'D': D, 'd90': …}.
-    d90 is the smallest d in `ds` reaching 90% of the full accuracy (Li et al.'s d_int90)."""
+def intrinsic_curve(ds=(2, 5, 10, 20, 50, 100, 200, 500), hidden: int = 32, seed: int = 0,
+                    measure: bool = True) -> dict:
+    """{'d': ds, 'accuracy': test accuracy per d, 'full': training all D, 'D': D, 'd90_grid', 'd90'}.
+    d90_grid is the smallest d in `ds` reaching 90% of the full accuracy (a grid point, so only a
+    bound); with `measure`, d90 and d90_bracket come from `measure_d90`, else d90 = d90_grid."""
     full = train_in_subspace(None, hidden, seed=seed)
     accs = [train_in_subspace(d, hidden, seed=seed) for d in ds]
     reached = [d for d, a in zip(ds, accs, strict=True) if a >= 0.9 * full]
-    return {"d": list(ds), "accuracy": accs, "full": full, "D": n_params(hidden),
-            "d90": reached[0] if reached else None}
+    out = {"d": list(ds), "accuracy": accs, "full": full, "D": n_params(hidden),
+           "d90_grid": reached[0] if reached else None}
+    if measure:
+        found = measure_d90(hidden, seed)
+        return {**out, "d90": found["d90"], "d90_bracket": found["bracket"]}
+    return {**out, "d90": out["d90_grid"]}
 
 
 def _bracket(acc, threshold: float, start: int, D: int) -> tuple[int, int]:

@@ -1,5 +1,5 @@
-"""The tables of notebook 06, each a list of row dicts built from `experiments.run`, beside the
-paper's numbers (FACTS.md: Tables 5 and 6 of Hu et al. 2021)."""
+"""The tables of notebook 06, each a list of row dicts built from `runs.run`, beside the
+paper's numbers (Tables 5 and 6 of Hu et al. 2021, kept in `maths.paper`)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from lora_lab.lab.runs import RunSpec, run
+from lora_lab.maths import paper
 
 QV = ("q_proj", "v_proj")
 ALL4 = ("q_proj", "k_proj", "v_proj", "o_proj")
@@ -17,10 +18,9 @@ WEIGHT_TYPES = [(("q_proj",), 8), (("k_proj",), 8), (("v_proj",), 8), (("o_proj"
 RANKS = (1, 2, 4, 8, 64)
 
 #: Paper Table 5 (GPT-3 175B, 18M trainable parameters): validation accuracy (%).
-PAPER_TABLE5 = {"WikiSQL": [70.4, 70.0, 73.0, 73.2, 71.4, 73.7, 73.7],
-                "MultiNLI": [91.0, 90.8, 91.0, 91.3, 91.3, 91.3, 91.7]}
+PAPER_TABLE5 = {ds: [row[ds] for row in paper.TABLE5] for ds in ("WikiSQL", "MultiNLI")}
 #: Paper Table 6, the Wq,Wv rows (GPT-3 175B): accuracy (%) at r = 1, 2, 4, 8, 64.
-PAPER_TABLE6_QV = {"WikiSQL": [73.4, 73.3, 73.7, 73.8, 73.5], "MultiNLI": [91.3, 91.4, 91.3, 91.6, 91.4]}
+PAPER_TABLE6_QV = {ds: list(paper.TABLE6[ds]["Wq,Wv"]) for ds in ("WikiSQL", "MultiNLI")}
 
 
 def _row(spec: RunSpec) -> dict:

@@ -21,6 +21,12 @@ def test_forward_cost_labels_ratios_to_the_base():
     plt.close(fig)
 
 
+def test_forward_cost_says_what_it_measured():
+    fig, _ = plot_forward_cost(COSTS, setting="LoRA r = 4 on W_q, W_v")
+    assert fig._suptitle.get_text().endswith("\n(LoRA r = 4 on W_q, W_v)")
+    plt.close(fig)
+
+
 def test_forward_cost_needs_the_base():
     with pytest.raises(ValueError, match="base must be one of"):
         plot_forward_cost(COSTS, base="nope")
@@ -42,4 +48,5 @@ def test_registered_figure_draws():
     labels = [t.get_text() for t in axes[0].texts]
     assert labels[0] == "×1.000" and labels[2] == "×1.000"  # base and merged LoRA
     assert all(float(label[1:]) > 1 for label in labels[3:])  # the adapters add operations
+    assert "LoRA r = 4 on W_q, W_v" in fig._suptitle.get_text()  # notebook 08's rank, stated
     plt.close(fig)

@@ -9,10 +9,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 
-def plot_forward_cost(costs: Mapping[str, Mapping[str, int]], base: str = "base"):
+def plot_forward_cost(costs: Mapping[str, Mapping[str, int]], base: str = "base", setting: str = ""):
     """Two panels, relative to `base`: tensor operations run in sequence, and FLOPs, per forward pass.
 
-    `costs` is what `lora_lab.lora.deploy.serving_costs` returns.
+    `costs` is what `lora_lab.lora.deploy.serving_costs` returns; `setting` (e.g. "LoRA r = 4 on
+    W_q, W_v") is printed under the title, so the figure says what it measured.
     """
     if base not in costs:
         raise ValueError(f"base must be one of {sorted(costs)}, got {base!r}")
@@ -25,7 +26,8 @@ def plot_forward_cost(costs: Mapping[str, Mapping[str, int]], base: str = "base"
         ax.axvline(1.0, color="0.4", linewidth=1)
         ax.set(xlabel=f"{label} per forward pass (× base)", xlim=(0.9, max(ratios) * 1.12))
     axes[0].invert_yaxis()
-    fig.suptitle("serving cost: a merged LoRA is the base model, an adapter is not", fontsize=10)
+    title = "serving cost: a merged LoRA is the base model, an adapter is not"
+    fig.suptitle(f"{title}\n({setting})" if setting else title, fontsize=10)
     fig.tight_layout()
     return fig, axes
 
@@ -57,8 +59,9 @@ def _grouped(ax, rows: Mapping[str, list], columns: list, title: str) -> None:
     ax.legend(fontsize=7)
 
 
-def forward_cost_figure():
-    """The forward-cost panels for the course's tiny ViT (untrained: costs do not depend on values)."""
+def forward_cost_figure(r: int = 4, bottleneck: int = 8):
+    """The forward-cost panels of notebook 08's tiny ViT: LoRA r = 4 on W_q, W_v (08's settings),
+    adapters with a bottleneck of 8. Untrained weights: the costs do not depend on values."""
     import torch
 
     from lora_lab.lab.models import TinyViT
@@ -67,8 +70,10 @@ def forward_cost_figure():
 
     torch.manual_seed(0)
     base = TinyViT().eval()
-    models = serving_variants(base, add_lora(copy.deepcopy(base), ["q_proj", "v_proj"], r=8))
-    return plot_forward_cost(serving_costs(models, torch.rand(1, 1, 8, 8)))
+    lora = add_lora(copy.deepcopy(base), ["q_proj", "v_proj"], r=r, alpha=2 * r)
+    models = serving_variants(base, lora, bottleneck=bottleneck)
+    setting = f"tiny ViT, one image; LoRA r = {r} on W_q, W_v; adapters with bottleneck {bottleneck}"
+    return plot_forward_cost(serving_costs(models, torch.rand(1, 1, 8, 8)), setting=setting)
 
 
 FIGURES = {"deploy_forward_cost.png": forward_cost_figure}

@@ -1,0 +1,169 @@
+"""Checkers for `12_since_2021`: the learning-rate ratio of two sweeps, counting intruder
+dimensions, and LoRA+'s optimizer groups."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from lora_lab.course.exercises import NOT_DONE, Case, CheckResult, Mistake, run_cases
+from lora_lab.lora.inject import add_lora
+from lora_lab.maths.intruders import intruders
+
+
+def _grid_best(lrs, losses, pick=np.argmin):
+    losses = np.where(np.isfinite(losses), losses, np.inf)
+    return float(np.asarray(lrs)[pick(losses)])
+
+
+def _ratio(full_lrs, full_losses, lora_lrs, lora_losses):
+    return _grid_best(lora_lrs, lora_losses) / _grid_best(full_lrs, full_losses)
+
+
+_SWEEPS = [  # (full rates, their losses, LoRA rates, their losses): made-up sweeps
+    ((1e-3, 2e-3, 4e-3), (0.5, 0.3, 0.4), (5e-3, 1e-2, 2e-2), (0.6, 0.35, 0.5)),
+    ((1e-4, 1e-3, 1e-2), (0.9, 0.2, float("nan")), (1e-3, 1e-2, 1e-1), (0.4, 0.3, 0.2)),
+    ((2e-3, 4e-3, 8e-3), (0.25, 0.3, 0.9), (1e-2, 2e-2, 4e-2), (float("nan"), 0.3, 0.2)),
+]
+
+
+def check_lr_ratio(fn) -> CheckResult:
+    """`fn(full_lrs, full_losses, lora_lrs, lora_losses)` -> best LoRA rate / best full rate, each
+    the rate of lowest loss on its grid; a NaN loss (a diverged run) is the worst."""
+    cases = [Case(f"sweep {i + 1}", sweep, _ratio(*sweep)) for i, sweep in enumerate(_SWEEPS)]
+    mistakes = [
+        Mistake(lambda fl, fs, ll, ls: 1.0 / _ratio(fl, fs, ll, ls),
+                "that is full / LoRA: the question is how many times larger LoRA's best rate is"),
+        Mistake(lambda fl, fs, ll, ls: _grid_best(ll, ls, np.argmax) / _grid_best(fl, fs, np.argmax),
+                "you picked the highest loss: a lower test loss is better"),
+        Mistake(lambda fl, fs, ll, ls: float(np.asarray(ll)[np.argmin(ls)] / np.asarray(fl)[np.argmin(fs)]),
+                "a NaN loss won np.argmin: a run that diverged must count as the worst, not the best"),
+        Mistake(lambda fl, fs, ll, ls: float(np.argmin(ls) / max(np.argmin(fs), 1)),
+                "divide the learning rates at the best positions, not the positions themselves"),
+    ]
+    return run_cases("lr_ratio", fn, cases, mistakes)
+
+
+def _planted(seed, d_out=12, d_in=10, strength=40.0, n_new=1):
+    """W0 with a decaying spectrum; W = W0 + strong updates along directions W0 does not use."""
+    rng = np.random.default_rng(seed)
+    U, _ = np.linalg.qr(rng.normal(size=(d_out, d_out)))
+    V, _ = np.linalg.qr(rng.normal(size=(d_in, d_in)))
+    W0 = (U[:, :d_in] * np.linspace(10, 1, d_in)) @ V.T
+    W = W0.copy()
+    for j in range(n_new):
+        v = rng.normal(size=d_in)
+        W += strength / (j + 1) * np.outer(U[:, d_in + j], v / np.linalg.norm(v))
+    return W0, W
+
+
+def _count(W0, W, k, eps, left=True, absolute=True, delta=False, top=True, full=False):
+    U0 = np.linalg.svd(W0, full_matrices=full)[0 if left else 2]
+    U = np.linalg.svd(W - W0 if delta else W, full_matrices=False)[0 if left else 2]
+    U0, U = (U0, U) if left else (U0.T, U.T)
+    cos = U.T @ U0
+    match = (np.abs(cos) if absolute else cos).max(axis=1)
+    return int(((match[:k] if top else match) < eps).sum())
+
+
+def _intruder_cases() -> list[Case]:
+    W0, W = _planted(0)
+    W0b, Wb = _planted(1, n_new=2)
+    W0c, _ = _planted(2)
+    return [Case("one planted direction, k=5, ε=0.5", (W0, W, 5, 0.5), len(intruders(W0, W, 5, 0.5))),
+            Case("two planted directions, k=5, ε=0.5", (W0b, Wb, 5, 0.5), len(intruders(W0b, Wb, 5, 0.5))),
+            Case("W = -W0 (same directions, signs flipped), k=5", (W0c, -W0c, 5, 0.5), 0),
+            Case("two planted, k=1, ε=0.9", (W0b, Wb, 1, 0.9), len(intruders(W0b, Wb, 1, 0.9)))]
+
+
+def check_count_intruders(fn) -> CheckResult:
+    """`fn(W0, W, k, eps)` -> how many of the top-k left singular vectors of W have a best |cosine|
+    below eps with every left singular vector of W0.  Shapes: W0, W (d_out, d_in)."""
+    mistakes = [
+        Mistake(lambda W0, W, k, e: _count(W0, W, k, e, absolute=False),
+                "a singular vector's sign is arbitrary (u and -u are one direction): compare |cos|"),
+        Mistake(lambda W0, W, k, e: _count(W0, W, k, e, delta=True),
+                "take the singular vectors of the fine-tuned W = W0 + ΔW, not of ΔW alone"),
+        Mistake(lambda W0, W, k, e: _count(W0, W, k, e, top=False),
+                "only the top-k singular vectors of W count (the strongest k)"),
+        Mistake(lambda W0, W, k, e: _count(W0, W, k, e, full=True),
+                "np.linalg.svd(W0) pads U with d_out - d_in columns that are no singular vectors of W0 "
+                "(their singular value is 0, they span what W0 never writes): pass full_matrices=False"),
+        Mistake(lambda W0, W, k, e: _count(W0, W, k, e, left=False),
+                "use the left singular vectors (columns of U: directions in the output space)"),
+    ]
+    return run_cases("count_intruders", fn, _intruder_cases(), mistakes)
+
+
+# ---- LoRA+: the optimizer's parameter groups -----------------------------------------------------
+
+def _tiny_lora_model(seed: int = 0) -> nn.Module:
+    """Two adapted 6×6 projections and a trainable head (add_lora freezes all but A and B)."""
+    torch.manual_seed(seed)
+    model = nn.Sequential()
+    model.add_module("q_proj", nn.Linear(6, 6))
+    model.add_module("v_proj", nn.Linear(6, 6))
+    model.add_module("head", nn.Linear(6, 3))
+    add_lora(model, ["q_proj", "v_proj"], r=2, alpha=2.0)
+    model.head.requires_grad_(True)
+    return model
+
+
+def _rates_by_name(model: nn.Module, groups) -> dict[str, float] | str:
+    """name -> the learning rate the groups give it, or a message saying what is wrong."""
+    if not isinstance(groups, (list, tuple)) or not all(isinstance(g, dict) for g in groups):
+        return f"return a list of dicts like {{'params': [...], 'lr': ...}}, got {type(groups).__name__}"
+    names = {id(p): n for n, p in model.named_parameters()}
+    rates: dict[str, float] = {}
+    for g in groups:
+        if "params" not in g or "lr" not in g:
+            return "every group needs a 'params' list and an 'lr'"
+        for p in g["params"]:
+            if id(p) not in names:
+                return "a group holds a tensor that is not a parameter of the model"
+            if names[id(p)] in rates:
+                return f"{names[id(p)]} is in two groups: each parameter must appear once"
+            rates[names[id(p)]] = float(g["lr"])
+    return rates
+
+
+def _lora_plus_problem(fn, lr: float, ratio: float) -> str | None:
+    model = _tiny_lora_model()
+    try:
+        groups = fn(model, lr, ratio)
+    except NotImplementedError:
+        return NOT_DONE
+    except Exception as exc:  # a learner's bug becomes a message
+        return f"your function raised {type(exc).__name__}: {exc}"
+    rates = _rates_by_name(model, groups)
+    if isinstance(rates, str):
+        return rates
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    if set(rates) - trainable:
+        frozen = sorted(set(rates) - trainable)[0]
+        return f"frozen parameters are in the groups ({frozen}…): pass only those that train"
+    if trainable - set(rates):
+        return f"{sorted(trainable - set(rates))[0]} trains but is in no group"
+    for name, got in rates.items():
+        want = lr * ratio if "lora_B" in name else lr
+        if not np.isclose(got, want):
+            hint = (" — only B gets the larger rate: B (d_out, r) starts at zero and LoRA+ speeds it up"
+                    if "lora_A" in name and np.isclose(got, lr * ratio) else "")
+            return f"{name} gets lr {got:g}, expected {want:g} (lr={lr:g}, ratio={ratio:g}){hint}"
+    return None
+
+
+def check_lora_plus_groups(fn) -> CheckResult:
+    """`fn(model, lr, ratio)` -> optimizer groups: every trainable lora_B at lr·ratio, every other
+    trainable parameter at lr, frozen ones left out."""
+    settings = [(1e-3, 16.0), (2e-4, 4.0)]
+    for lr, ratio in settings:
+        problem = _lora_plus_problem(fn, lr, ratio)
+        if problem is not None:
+            message = f"✗ lora_plus_groups: {problem}"
+            print(message)
+            return CheckResult("lora_plus_groups", False, 0, len(settings), message)
+    message = f"✓ lora_plus_groups: {len(settings)}/{len(settings)} cases"
+    print(message)
+    return CheckResult("lora_plus_groups", True, len(settings), len(settings), message)

@@ -56,7 +56,7 @@ def tag_nbgrader(nb, prefix: str = "nb") -> int:
             if cell.cell_type == "markdown":
                 meta["points"] = _points(cell.source)
             previous_was_solution = True
-        elif previous_was_solution and cell.cell_type == "code" and "check" in cell.source:
+        elif previous_was_solution and cell.cell_type == "code" and _checks(cell.source):
             meta = {"solution": False, "grade": True, "locked": True, "points": _points(cell.source)}
             previous_was_solution = False
         else:
@@ -66,6 +66,11 @@ def tag_nbgrader(nb, prefix: str = "nb") -> int:
             cell.metadata["nbgrader"] = meta
             tagged += 1
     return tagged
+
+
+def _checks(source: str) -> bool:
+    """A grade cell calls a checker (`check_…`, `run_cases`, `combine`) or holds hidden tests."""
+    return any(word in source for word in ("check", "run_cases", "combine(", "### BEGIN HIDDEN TESTS"))
 
 
 def _points(source: str) -> int | float:

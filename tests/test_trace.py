@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from lora_lab.lora.trace import creates_shape, op_shapes
+from lora_lab.lora.trace import creates_shape, op_shapes, passes_over
 
 
 def test_forward_mode_records_python_calls():
@@ -39,3 +39,32 @@ def test_creates_shape_finds_a_product(backward):
 def test_bad_argument():
     with pytest.raises(TypeError, match="fn must be a function of no arguments, got int"):
         op_shapes(3)
+
+
+def _passes(layer, n=12, d_in=6, d_out=5):
+    x = torch.randn(n, d_in, requires_grad=True)
+    g = torch.randn(n, d_out)
+    return passes_over(lambda: layer(x).backward(g), (n, d_out))
+
+
+def test_passes_over_counts_reads_and_writes_of_the_activations():
+    from torch import nn
+
+    from lora_lab.lora.fused import FusedLoRALinear
+    from lora_lab.lora.layer import LoRALinear
+
+    torch.manual_seed(0)
+    base = _passes(nn.Linear(6, 5).requires_grad_(False))
+    assert base == [("addmm", 0, 1), ("mm", 1, 0)]  # write h; read g for grad_x
+    plain, fused = _passes(LoRALinear(nn.Linear(6, 5), r=2)), _passes(FusedLoRALinear(nn.Linear(6, 5), r=2))
+    total = [sum(r + w for _, r, w in rows) for rows in (base, fused, plain)]
+    assert total[0] < total[1] < total[2]
+    assert ("mul", 1, 1) in plain and ("add", 2, 1) in plain  # the scale and the add: the extra passes
+    assert ("addmm_", 1, 1) in fused and not any(op in ("mul", "add") for op, _, _ in fused)
+
+
+def test_passes_over_bad_arguments():
+    with pytest.raises(ValueError, match=r"shape must be 2-D and not square .* got \(4, 4\)"):
+        passes_over(lambda: None, (4, 4))
+    with pytest.raises(TypeError, match="fn must be a function of no arguments, got int"):
+        passes_over(3, (4, 5))

@@ -85,3 +85,13 @@ def test_scaling_intruders_moves_the_weights_the_maths_says():
 def test_unknown_targets_raise():
     with pytest.raises(ValueError, match="name no linear layer"):
         s21.weight_pairs(base_model(), targets=("nope",))
+
+
+def test_the_notebook_sweeps_share_the_default_runs_and_name_their_rules():
+    sweeps = s21.sweeps()
+    assert {len(v) for k, v in sweeps.items() if k.startswith(("full", "LoRA", "rsLoRA"))} == {15, 18}
+    defaults = [s for s in sweeps["LoRA r=4"] if s.lr is None]
+    assert [s.seed for s in defaults] == list(s21.SEEDS)  # the 1e-2 runs are 06's and 10's runs
+    assert {s.variant for s in sweeps["rsLoRA r=64"]} == {"rslora"}
+    plus = s21.lora_plus_specs()
+    assert {s.lora_plus_ratio for s in plus} == {16.0} and "LoRA+ ×16" in plus[0].label()

@@ -74,8 +74,8 @@ def base_source_accuracy() -> float:
 def row(spec_: RunSpec, model: nn.Module, head: nn.Linear | None = None) -> dict:
     """One table row: the spec's fields that vary here, its rate and its scores."""
     return {"label": spec_.label(), "method": spec_.method, "r": spec_.r, "alpha": spec_.alpha,
-            "targets": spec_.targets, "seed": spec_.seed, "lr": spec_.learning_rate,
-            "lora_plus_ratio": getattr(spec_, "lora_plus_ratio", 1.0), **scores(model, head)}
+            "targets": spec_.targets, "variant": spec_.variant, "seed": spec_.seed,
+            "lr": spec_.learning_rate, "lora_plus_ratio": spec_.lora_plus_ratio, **scores(model, head)}
 
 
 def collect(specs: Iterable[RunSpec], run_fn: Callable = cached_run) -> list[dict]:
@@ -162,13 +162,7 @@ def with_intruders_scaled(model: nn.Module, lam: float, targets=QV, k: int = TOP
 
 PLACEMENT_LRS = (1e-2, 2e-2)
 RANKS = (1, 4, 64)
-RS_ALPHA = 4.0  # rsLoRA's α: α/√r equals the course's α/r = 8/4 at r = 4, so the r = 4 runs are shared
 LORA_PLUS_RATIO, LORA_PLUS_LRS = 16.0, (2.5e-3, 5e-3, 1e-2)
-
-
-def rslora_alpha(r: int, alpha: float = RS_ALPHA) -> float:
-    """The `alpha` of a plain LoRA layer whose α/r equals rsLoRA's α/√r: α·√r."""
-    return float(alpha * np.sqrt(r))
 
 
 def sweeps() -> dict[str, list[RunSpec]]:
@@ -176,7 +170,7 @@ def sweeps() -> dict[str, list[RunSpec]]:
     out = {"full": lr_grid("full", FULL_LRS), "LoRA r=4": lr_grid("lora", LORA_LRS, r=4)}
     for r in (1, 64):
         out[f"LoRA r={r}"] = lr_grid("lora", LORA_LRS, r=r)
-    out["rsLoRA r=64"] = lr_grid("lora", LORA_LRS, r=64, alpha=rslora_alpha(64))
+    out["rsLoRA r=64"] = lr_grid("lora", LORA_LRS, r=64, variant="rslora")  # α/√r; at r = 1 it is LoRA
     for name, (targets, r) in PLACEMENTS.items():
         out[name] = lr_grid("lora", PLACEMENT_LRS, r=r, targets=targets)
     return out

@@ -43,3 +43,9 @@ def test_placements_best_match_and_rank_lr():
     fig, ax = p12.plot_rank_lr({"α/r": {1: [1e-2, 1e-2], 4: [4e-2, 1e-2]}})
     assert np.allclose(ax.get_lines()[-1].get_ydata(), [1e-2, 2e-2])
     plt.close(fig)
+
+
+def test_epoch_curves_draw_the_mean_over_seeds():
+    fig, ax = p12.plot_epoch_curves({"LoRA": [[0.5, 0.7], [0.7, 0.9]], "LoRA+": [[0.8, 0.9], [0.8, 0.9]]})
+    assert np.allclose(ax.get_lines()[0].get_ydata(), [0.6, 0.8]) and len(ax.get_lines()) == 2
+    plt.close(fig)

@@ -95,3 +95,13 @@ def test_the_notebook_sweeps_share_the_default_runs_and_name_their_rules():
     assert {s.variant for s in sweeps["rsLoRA r=64"]} == {"rslora"}
     plus = s21.lora_plus_specs()
     assert {s.lora_plus_ratio for s in plus} == {16.0} and "LoRA+ ×16" in plus[0].label()
+
+
+def test_parameter_counts_and_the_best_rate_rows():
+    assert s21.lora_parameters(("q_proj", "v_proj"), 4) == 4 * 4 * (128 + 128)  # 2 blocks × 2 matrices
+    assert s21.lora_parameters(("fc1",), 1) == 2 * (128 + 256)
+    rows = [{"seed": s, "lr": lr, "target_loss": loss} for s in (0, 1)
+            for lr, loss in ((1e-3, 0.5), (2e-3, 0.3 + s), (4e-3, 0.6))]
+    assert {r["lr"] for r in s21.at_best_rate(rows)} == {1e-3}  # mean 0.5 < mean 0.8 at 2e-3
+    with pytest.raises(ValueError, match="name no linear layer"):
+        s21.lora_parameters(("nope",), 2)

@@ -179,3 +179,19 @@ def sweeps() -> dict[str, list[RunSpec]]:
 def lora_plus_specs(ratio: float = LORA_PLUS_RATIO) -> list[RunSpec]:
     """LoRA q,v r=4 with η_B = ratio · η_A, for each η_A of `LORA_PLUS_LRS` and seed."""
     return lr_grid("lora", LORA_PLUS_LRS, r=4, lora_plus_ratio=ratio)
+
+
+def lora_parameters(targets, r: int, model: nn.Module | None = None) -> int:
+    """A, B parameters of LoRA at rank r on every matrix named in `targets`: r · Σ(d_in + d_out)."""
+    model = base_model() if model is None else model
+    mods = [m for n, m in model.named_modules() if n.split(".")[-1] in targets and isinstance(m, nn.Linear)]
+    if not mods:
+        raise ValueError(f"targets {tuple(targets)!r} name no linear layer of the model")
+    return r * sum(m.in_features + m.out_features for m in mods)
+
+
+def at_best_rate(rows: list[dict], metric: str = "target_loss") -> list[dict]:
+    """The rows (one per seed) of the rate whose mean `metric` over seeds is lowest."""
+    lrs, mean, _, _ = mean_curve(rows, metric)
+    best = lrs[int(np.argmin(np.where(np.isfinite(mean), mean, np.inf)))]
+    return [r for r in rows if r["lr"] == best]

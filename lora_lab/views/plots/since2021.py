@@ -86,3 +86,18 @@ def plot_rank_lr(best: Mapping[str, Mapping[int, Sequence[float]]], ax=None):
     ax.set(xlabel="rank r", ylabel="best learning rate (log scale)", title="does the best rate move with r?")
     ax.legend()
     return fig, ax
+
+
+def plot_epoch_curves(curves: Mapping[str, Sequence[Sequence[float]]], ax=None,
+                      ylabel: str = "accuracy on digits 5–9"):
+    """Test accuracy after each epoch: one line per label (mean over seeds), the seed range shaded.
+    `curves[label]` holds one sequence per seed."""
+    fig, ax = plt.subplots() if ax is None else (ax.figure, ax)
+    for i, (label, per_seed) in enumerate(curves.items()):
+        a = np.asarray(per_seed, dtype=float)  # (seeds, epochs)
+        epochs = np.arange(1, a.shape[1] + 1)
+        line, = ax.plot(epochs, a.mean(axis=0), "os^dv"[i % 5] + "-", label=label)
+        ax.fill_between(epochs, a.min(axis=0), a.max(axis=0), color=line.get_color(), alpha=0.2)
+    ax.set(xlabel="epoch", ylabel=ylabel, title="how fast each setting learns (same steps, same cost)")
+    ax.legend()
+    return fig, ax

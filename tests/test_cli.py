@@ -49,3 +49,18 @@ def test_a_bad_command_line_is_a_usage_error():
     done = subprocess.run([sys.executable, "-m", "lora_lab", "train"], capture_output=True, text=True)
     assert done.returncode == 2
     assert "invalid choice: 'train'" in done.stderr and "prepare-llm" in done.stderr
+
+
+def test_course_lays_out_an_nbgrader_course(tmp_path, capsys):
+    assert main(["course", str(tmp_path / "course"), "--timeout", "90"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"wrote {tmp_path / 'course' / 'nbgrader_config.py'}"
+    assert len(lines) == 1 + len(list(MASTERS.glob("*.ipynb")))
+    assert "c.Execute.timeout = 90" in (tmp_path / "course" / "nbgrader_config.py").read_text()
+
+
+def test_exercise_table_prints_readmes_table(capsys):
+    from lora_lab.course.assignments import exercise_table
+
+    assert main(["exercise-table"]) == 0
+    assert capsys.readouterr().out == exercise_table()

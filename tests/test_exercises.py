@@ -3,7 +3,16 @@
 import numpy as np
 import pytest
 
-from lora_lab.course.exercises import NOT_DONE, Case, Mistake, check_value, compare, run_cases
+from lora_lab.course.exercises import (
+    NOT_DONE,
+    Case,
+    Mistake,
+    check_value,
+    combine,
+    compare,
+    grading,
+    run_cases,
+)
 from lora_lab.course.exercises.start import check_factor_params
 
 
@@ -72,3 +81,98 @@ def test_factor_params_checker():
 def test_a_forgotten_return_is_named():
     result = run_cases("square", lambda x: None, CASES, show=False)
     assert "returned None — did you forget `return`?" in result.message
+
+
+# --- hidden cases, and how a result scores under nbgrader ----------------------------------------
+
+HIDDEN = [Case("x=5", (5.0,), 25.0), Case("x=-3", (-3.0,), 9.0)]
+
+
+def test_hidden_cases_count_after_the_visible_ones(capsys):
+    result = run_cases("square", _square, CASES, hidden=HIDDEN)
+    assert (result.passed, result.cases, result.total, result.hidden) == (True, 4, 4, 2)
+    assert capsys.readouterr().out.strip() == "✓ square: 4/4 cases (2 hidden)"
+
+
+def test_an_answer_that_special_cases_the_visible_cases_fails_the_hidden_ones():
+    def cheat(x):
+        return 4.0 if np.ndim(x) == 0 else np.array([1.0, 4.0])  # right on the visible x=2 and [1, 2] only
+
+    result = run_cases("square", cheat, CASES, hidden=HIDDEN, show=False)
+    assert not result.passed and result.cases == 2 and result.fraction == 0.5
+    assert result.message == "✗ square: hidden case x=5: expected 25, got 4"
+
+
+@pytest.mark.parametrize(("kwargs", "error", "match"), [
+    ({"cases": []}, ValueError, "cases must hold at least one Case"),
+    ({"cases": "x=1"}, TypeError, "cases must be a sequence of Case"),
+    ({"cases": CASES, "hidden": [1]}, TypeError, "hidden must be a sequence of Case"),
+    ({"cases": CASES, "name": ""}, TypeError, "name must be a non-empty str"),
+])
+def test_run_cases_checks_its_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        run_cases(kwargs.pop("name", "square"), _square, **kwargs)
+
+
+def test_combine_joins_results():
+    ok = run_cases("a", _square, CASES, show=False)
+    bad = run_cases("b", _stub, CASES, hidden=HIDDEN, show=False)
+    both = combine("square", ok, bad, show=False)
+    assert (both.passed, both.cases, both.total, both.hidden) == (False, 2, 6, 2)
+    assert both.message == f"✗ square: {NOT_DONE}"
+    assert combine("square", ok, ok, show=False).message == "✓ square: 4/4 cases"
+    with pytest.raises(TypeError, match="results must be one or more CheckResult"):
+        combine("square", "✓")
+
+
+def _shown(result) -> str | None:
+    """What IPython shows as the cell's result: None for nothing, else its text/plain."""
+    from IPython.core.formatters import DisplayFormatter
+
+    data, _ = DisplayFormatter().format(result)
+    return data.get("text/plain")
+
+
+def test_self_study_displays_nothing(monkeypatch):
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    assert _shown(run_cases("square", _stub, CASES, show=False)) is None
+    assert _shown(run_cases("square", _square, CASES, show=False)) is None
+
+
+def test_under_nbgrader_a_failed_check_displays_its_score(monkeypatch):
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    monkeypatch.setattr(grading, "current_cell_source", lambda: "# points: 3\ncheck(f)")
+    half = run_cases("square", lambda x: np.asarray(x) ** 2 if np.ndim(x) else 0, CASES, show=False)
+    assert _shown(half) == "1.5"
+    assert _shown(run_cases("square", _stub, CASES, show=False)) == "0"
+    assert _shown(run_cases("square", _square, CASES, show=False)) is None  # nbgrader: full points
+    third = run_cases("square", _square, CASES, hidden=[Case("x=1", (1.0,), 2.0)], show=False)
+    assert _shown(third) == "2"  # 3 × 2/3, rounded down
+    monkeypatch.setattr(grading, "current_cell_source", lambda: None)
+    assert _shown(half) == "0"  # points unknown: a check that did not pass never scores
+
+
+def test_points_lines_and_fractions():
+    assert grading.points_in("check(f)") == 1.0 and grading.points_in("# points: 2.5\ncheck(f)") == 2.5
+    assert grading.points_in("<!-- points: 4 -->\nWhy?") == 4.0
+    with pytest.raises(ValueError, match="at most once"):
+        grading.points_in("# points: 1\n# points: 2")
+    with pytest.raises(TypeError, match="source must be a str"):
+        grading.points_in(None)
+    assert grading.fraction(False, 3, 3) == 2 / 3  # failed on a property after every case
+    assert grading.fraction(True, 0, 3) == 1.0 and grading.fraction(False, 0, 0) == 0.0
+    assert grading.score(False, 2, 3, "# points: 1") == 0.66
+
+
+def test_a_learners_warnings_and_stderr_stay_out_of_stderr(capsys):
+    import sys
+    import warnings
+
+    def noisy(x):
+        warnings.warn("deprecated", DeprecationWarning, stacklevel=2)
+        print("debug", file=sys.stderr)
+        return _square(x)
+
+    assert run_cases("square", noisy, CASES).passed
+    out = capsys.readouterr()
+    assert out.err == "" and "debug" in out.out

@@ -23,12 +23,13 @@ def plot_params_vs_r(shapes=DEFAULT_MODELS, rs=(1, 2, 4, 8, 16, 32, 64, 128),
         ax.plot(rs, counts, marker="o", ms=3, label=f"{shape.name} ({total})")
     if GPT3_175B in shapes and tuple(targets) == ("q", "v") and 4 in rs:
         ax.plot(4, 18_874_368, marker="*", ms=13, color="black", zorder=5)
-        ax.annotate("GPT-3, r=4: 18,874,368", (4, 18_874_368), xytext=(9, -4),
-                    textcoords="offset points", fontsize=8, va="top")
+        ax.annotate("GPT-3, r=4: 18,874,368", (4, 18_874_368), xytext=(-8, 8),
+                    textcoords="offset points", fontsize=8, ha="right", va="bottom")
     ax.set(xscale="log", yscale="log", xlabel="rank r", ylabel="trainable LoRA parameters",
            title=f"LoRA on {', '.join('W' + t for t in targets)}: parameters grow linearly in r")
     ax.set_xticks(rs, [str(r) for r in rs])
-    ax.legend(fontsize=8, title="model (total parameters)", title_fontsize=8)
+    ax.legend(fontsize=8, title="model (total parameters)", title_fontsize=8,
+              loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes: it covers no line
     return fig, ax
 
 

@@ -53,7 +53,7 @@ def figure4(panels: dict):
     return plot_phi_panels(panels, figsize=(12, 3.4))
 
 
-_KINDS = (("proj_delta", "ΔW's directions"), ("proj_W", "W's own directions"), ("proj_random", "random"))
+_KINDS = (("proj_delta", "ΔW"), ("proj_W", "W itself"), ("proj_random", "a random matrix"))
 _PROJ = r"$\Vert U^{\top} W V \Vert_F$"
 
 
@@ -64,7 +64,12 @@ def _projection_bars(ax, rows: dict, title: str) -> None:
         ax.bar(x + (k - 1) * 0.27, [rows[r][key] for r in ranks], width=0.27, label=label)
     ax.set_xticks(x, [f"r = {r}" for r in ranks])
     ax.set(yscale="log", ylabel=_PROJ + " (log scale)", title=title)
-    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))  # 0.01, 0.02, 0.05, 0.1, …
+    _log_ticks(ax)
+
+
+def _log_ticks(ax) -> None:
+    """Labelled ticks at 1, 2 and 5 of every decade (0.01, 0.02, 0.05, 0.1, …), not decades only."""
+    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
     ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
     ax.yaxis.set_minor_formatter(NullFormatter())
 
@@ -77,12 +82,11 @@ def _factor_bars(ax, ours: dict, paper: dict) -> None:
         values = [rows[r]["norm_delta"] / rows[r]["proj_delta"] for r in ranks]
         bars = ax.bar(x + (k - 0.5) * 0.38, values, width=0.38, label=label, color=f"C{k + 3}")
         ax.bar_label(bars, labels=[f"{v:.1f}" for v in values], fontsize=8)
-    ax.axhline(1.0, color="0.3", linestyle="--", linewidth=1)
-    ax.text(x[-1] + 0.6, 1.0, "1: no\namplification", va="center", fontsize=7)
+    ax.axhline(1.0, color="0.3", linestyle="--", linewidth=1, label="1 = no amplification")
     ax.set_xticks(x, [f"r = {r}" for r in ranks])
-    ax.set(ylabel=r"$\Vert\Delta W\Vert_F$ / " + _PROJ, title="amplification factor",
-           xlim=(-0.6, len(ranks) - 0.1))
-    ax.margins(y=0.12)
+    ax.set(yscale="log", ylabel=r"$\Vert\Delta W\Vert_F$ / " + _PROJ + " (log scale)",
+           title="amplification factor", xlim=(-0.6, len(ranks) - 0.4), ylim=(0.3, 300))
+    _log_ticks(ax)
     ax.legend(fontsize=8, loc="upper right")
 
 

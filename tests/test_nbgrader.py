@@ -24,6 +24,7 @@ import pytest
 
 from lora_lab.course.assignments import (
     MASTERS,
+    exercise_of,
     grading_timeout,
     has_solution,
     slowest_cell,
@@ -185,8 +186,8 @@ def wrong_constants(release):
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory) -> dict:
-    """Two course folders graded at once: 'solutions' (every master as it is) in one; 'release'
-    (untouched), 'wrong' and 'some' in the other. Returns the roots and the seconds each took."""
+    """Two course folders graded at once, one per core: 'solutions' (every master as it is) and
+    'wrong' in a; 'release' (untouched) and 'some' in b. Returns the roots and each one's seconds."""
     chosen = tmp_path_factory.mktemp("masters")
     for master in MASTER_PATHS:
         shutil.copy(master, chosen / master.name)
@@ -201,7 +202,7 @@ def graded(tmp_path_factory) -> dict:
         submit(roots["a"], "solutions", nb, master.name)
         submit(roots["b"], "release", release, master.name)
         if master in PROBED:
-            submit(roots["b"], "wrong", wrong_constants(release), master.name)
+            submit(roots["a"], "wrong", wrong_constants(release), master.name)
             submit(roots["b"], "some", first_half_solved(nb, release)[0], master.name)
     start = time.perf_counter()
     procs = {name: nbgrader(root, "autograde", "*", wait=False) for name, root in roots.items()}
@@ -248,7 +249,7 @@ def test_untouched_release_scores_zero_and_runs_to_the_end(graded, master):
 @pytest.mark.parametrize("master", PROBED, ids=ids(PROBED))
 def test_wrong_constants_score_zero(graded, master):
     points = code_points(nbformat.read(master, as_version=4))
-    assert auto_scores(graded["roots"]["b"], "wrong", master.stem) == dict.fromkeys(points, 0.0)
+    assert auto_scores(graded["roots"]["a"], "wrong", master.stem) == dict.fromkeys(points, 0.0)
 
 
 @pytest.mark.parametrize("master", PROBED, ids=ids(PROBED))
@@ -260,10 +261,12 @@ def test_some_solved_score_exactly_their_points(graded, master):
 
 
 def test_feedback_carries_the_checkers_message(graded):
-    root, master = graded["roots"]["b"], (PROBED or MASTER_PATHS)[0]
-    nbgrader(root, "generate_feedback", master.stem, "--student=wrong" if PROBED else "--student=release")
-    html = next((root / "feedback").rglob(f"{master.stem}.html")).read_text()
-    assert "✗ " in html and ("not done yet" in html or "expected" in html)
+    root, master = graded["roots"]["b"], MASTER_PATHS[0]
+    nbgrader(root, "generate_feedback", master.stem, "--student=release")
+    html = (root / "feedback" / "release" / master.stem / f"{master.stem}.html").read_text()
+    first = next(exercise_of(c) for c in nbformat.read(master, as_version=4).cells
+                 if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade"))
+    assert f"✗ {first}: not done yet" in html
 
 
 @pytest.mark.parametrize("master", sorted(MASTERS.glob("*.ipynb")), ids=ids(sorted(MASTERS.glob("*.ipynb"))))

@@ -261,12 +261,15 @@ def test_some_solved_score_exactly_their_points(graded, master):
 
 
 def test_feedback_carries_the_checkers_message(graded):
-    root, master = graded["roots"]["b"], MASTER_PATHS[0]
+    exercises = {m: [exercise_of(c) for c in nbformat.read(m, as_version=4).cells if c.cell_type == "code"
+                     and c.metadata.get("nbgrader", {}).get("grade")] for m in MASTER_PATHS}
+    master = next((m for m in MASTER_PATHS if exercises[m]), None)
+    if master is None:
+        pytest.skip("no graded master selected")
+    root = graded["roots"]["b"]
     nbgrader(root, "generate_feedback", master.stem, "--student=release")
     html = (root / "feedback" / "release" / master.stem / f"{master.stem}.html").read_text()
-    first = next(exercise_of(c) for c in nbformat.read(master, as_version=4).cells
-                 if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade"))
-    assert f"✗ {first}: not done yet" in html
+    assert f"✗ {exercises[master][0]}: not done yet" in html
 
 
 @pytest.mark.parametrize("master", sorted(MASTERS.glob("*.ipynb")), ids=ids(sorted(MASTERS.glob("*.ipynb"))))

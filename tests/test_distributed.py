@@ -1,11 +1,13 @@
-"""DDP over gloo on 127.0.0.1: runs finish, ranks agree, the counted bytes are the trainable ones.
+"""DDP over gloo on 127.0.0.1, started by torchrun: runs finish, ranks agree, the counted bytes
+are the trainable ones, and failures stop everything.
 
-Each launch starts real processes (a few seconds each), so the runs are few and short and shared
-through module-scoped fixtures.
+Each launch starts real processes (torchrun, then one process per rank: several seconds each), so
+the runs are few and short and shared through module-scoped fixtures. Faults are injected through
+the test-only environment variable `rank.FAULT_ENV`.
 """
 
-import multiprocessing
 import socket
+import sys
 
 import pytest
 import torch
@@ -21,8 +23,12 @@ from lora_lab.lab.ddp.launcher import (
     max_difference,
     per_step,
 )
+from lora_lab.lab.ddp.rank import FAULT_ENV
+from lora_lab.lab.ddp.torchrun import processes_running
 from lora_lab.lab.models import base_model
 from lora_lab.lab.runs import RunSpec, prepare
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
 STEPS = 3
 FAST = {"steps": STEPS, "global_batch": 8}
@@ -118,64 +124,64 @@ def test_max_difference():
         max_difference(a, {"x": torch.zeros(2), "y": torch.zeros(1)})
 
 
-def test_fp16_compression_halves_the_bytes(one_rank_lora):
-    res = launch(1, "lora", compress="fp16", steps=2, global_batch=8)
-    assert res.bytes_per_element == 2
-    assert res.bytes_per_step == [2 * one_rank_lora.trainable] * 2
-
-
-def test_runs_are_deterministic(two_ranks):
-    again = launch(2, "lora", **FAST)
-    first = two_ranks["lora"]
-    assert f"{again.accuracy:.3f}" == f"{first.accuracy:.3f}"
-    assert all(torch.equal(again.states[0][n], t) for n, t in first.states[0].items())
-
-
-def test_a_failing_rank_stops_every_process():
-    # rank 1 raises; rank 0 then waits in DDP's first broadcast (or sees the peer close, a race:
-    # either rank may be reported first)
-    with pytest.raises(RuntimeError, match=r"rank [01] failed, so every rank was stopped: "):
-        launch(2, "lora", steps=1, global_batch=8, fail_rank=1, timeout_s=120)
-    assert multiprocessing.active_children() == []
-
-
-def test_a_crashed_rank_restarts_the_launch_with_the_same_result(two_ranks):
-    # rank 1 aborts (SIGABRT) in the first attempt, as a crash in gloo's C++ code would
-    res = launch(2, "lora", crash_rank=1, **FAST)
-    assert res.restarts == 1 and res.identical
+def test_runs_are_deterministic_and_a_crashed_rank_restarts_the_launch(two_ranks, monkeypatch):
+    # rank 1 aborts (SIGABRT) in torchrun's first attempt, as a crash in gloo's C++ code would;
+    # torchrun starts both ranks again (--max-restarts 1) and the seeds give the same tensors
+    monkeypatch.setenv(FAULT_ENV, "1:abort:start")
+    res = launch(2, "lora", **FAST)
+    assert res.restarts == 1 and res.identical and two_ranks["lora"].restarts == 0
+    assert f"{res.accuracy:.3f}" == f"{two_ranks['lora'].accuracy:.3f}"
     assert all(torch.equal(res.states[0][n], t) for n, t in two_ranks["lora"].states[0].items())
-    assert two_ranks["lora"].restarts == 0
-    assert multiprocessing.active_children() == []
+    assert processes_running("lora_lab.lab.ddp.rank") == []
 
 
-def test_a_crash_in_the_teardown_keeps_the_saved_results(two_ranks):
+def test_a_crash_in_the_teardown_keeps_the_saved_results(two_ranks, monkeypatch):
     # rank 1 aborts after the final barrier: every result is on disk, nothing is run again
-    res = launch(2, "lora", crash_rank=1, crash_at="exit", max_restarts=0, **FAST)
+    monkeypatch.setenv(FAULT_ENV, "1:abort:exit")
+    res = launch(2, "lora", max_restarts=0, **FAST)
     assert (res.restarts, res.teardown_crashes) == (0, 1) and res.identical
     assert all(torch.equal(res.states[1][n], t) for n, t in two_ranks["lora"].states[1].items())
     assert two_ranks["lora"].teardown_crashes == 0
-    assert multiprocessing.active_children() == []
+    assert processes_running("lora_lab.lab.ddp.rank") == []
 
 
-def test_a_crash_with_no_restart_left_is_an_error_with_the_rank_log():
-    with pytest.raises(RuntimeError, match=r"rank 1 failed, so every rank was stopped: process 1 terminated "
-                                           r"with signal SIGABRT\n    rank 1 log: ") as info:
-        launch(2, "lora", steps=1, global_batch=8, crash_rank=1, max_restarts=0, timeout_s=120)
-    assert str(info.value).endswith("rank 1 log: rank 1 aborts on purpose (crash_rank=1, crash_at='start') "
-                                    "(after 0 restarts; max_restarts=0)")
-    assert multiprocessing.active_children() == []
+@linux_only
+def test_a_python_error_in_a_rank_is_raised_with_its_log_line(monkeypatch):
+    monkeypatch.setenv(FAULT_ENV, "1:raise:start")
+    with pytest.raises(RuntimeError, match=r"^rank 1 \(exit code 1\) failed, so torchrun stopped every "
+                                           r"rank; no restart left \(max_restarts=0\)") as info:
+        launch(2, "lora", steps=1, global_batch=8, max_restarts=0, timeout_s=120)
+    why = f"rank 1 log: RuntimeError: rank 1 failed on purpose ({FAULT_ENV}=1:raise:start)"
+    assert str(info.value).endswith(why)
+    assert processes_running("lora_lab.lab.ddp.rank") == []
 
 
+@linux_only
+def test_a_crash_with_no_restart_left_is_an_error_with_the_rank_log(monkeypatch):
+    monkeypatch.setenv(FAULT_ENV, "1:abort:start")
+    with pytest.raises(RuntimeError, match=r"^rank 1 \(exit code -6, SIGABRT\) failed, so torchrun stopped "
+                                           r"every rank; no restart left \(max_restarts=0\)\n") as info:
+        launch(2, "lora", steps=1, global_batch=8, max_restarts=0, timeout_s=120)
+    assert f"rank 1 log: rank 1 aborts on purpose ({FAULT_ENV}=1:abort:start)" in str(info.value)
+    assert processes_running("lora_lab.lab.ddp.rank") == []
+
+
+@linux_only
 def test_a_timeout_stops_every_process():
-    with pytest.raises(TimeoutError, match=r"did not finish within timeout_s=0.5 s; they were stopped"):
+    with pytest.raises(TimeoutError, match=r"within timeout_s=0.5 s; it and its ranks were stopped"):
         launch(2, "lora", steps=1, global_batch=8, timeout_s=0.5)  # not even time to import torch
-    assert multiprocessing.active_children() == []
+    assert processes_running("lora_lab.lab.ddp.rank") == []
 
 
-def test_command_line_prints_the_table(capsys):
-    assert distributed.main(["--world-size", "1", "--steps", "1", "--methods", "lora"]) == 0
+def test_command_line_prints_the_table_and_the_torchrun_command(capsys):
+    # fp16 compression on the wire: half the bytes of fp32 (4,741 trainable × 2)
+    assert distributed.main(["--world-size", "1", "--steps", "1", "--methods", "lora",
+                             "--compress", "fp16"]) == 0
     out = capsys.readouterr().out
-    assert "LoRA q,v r=4" in out and "18,964" in out and "ms/step" in out
+    assert "LoRA q,v r=4" in out and f"{4741 * 2:,}" in out and "ms/step" in out
+    assert ("torchrun --nnodes 1 --nproc-per-node 1 --node-rank 0 --rdzv-backend c10d "
+            "--rdzv-endpoint 127.0.0.1:") in out
+    assert "-m lora_lab.lab.ddp.rank --out OUT --methods lora --steps 1" in out and "--compress fp16" in out
 
 
 # ---- helpers -------------------------------------------------------------------------
@@ -205,7 +211,6 @@ def test_port_in_use_is_refused_before_starting():
         port = busy.getsockname()[1]
         with pytest.raises(ValueError, match=f"port {port} on 127.0.0.1 is in use"):
             launch(2, port=port)
-    assert multiprocessing.active_children() == []
 
 
 @pytest.mark.parametrize(("port", "error", "match"), [
@@ -234,9 +239,6 @@ def test_missing_backend_is_a_clear_error(monkeypatch):
     ({"global_batch": 9}, ValueError, "global_batch must be a multiple of world_size=2, got 9"),
     ({"global_batch": 1}, ValueError, r"global_batch must be an integer in \[2, inf\]"),
     ({"compress": "int8"}, ValueError, "compress must be one of"),
-    ({"fail_rank": 2}, ValueError, r"fail_rank must be an integer in \[0, 1\]"),
-    ({"crash_rank": -1}, ValueError, r"crash_rank must be an integer in \[0, 1\]"),
-    ({"crash_at": "middle"}, ValueError, r"crash_at must be one of"),
     ({"max_restarts": -1}, ValueError, r"max_restarts must be an integer"),
     ({"max_restarts": 1.5}, TypeError, r"max_restarts must be an integer"),
     ({"timeout_s": 0}, ValueError, "timeout_s must be a positive"),
@@ -251,20 +253,11 @@ def test_methods_must_not_be_empty():
         launch_all(2, ())
 
 
-# ---- what a failure shows, and where gloo connects -------------------------------------
+def test_fault_injection_is_not_part_of_the_public_signature():
+    import inspect
 
-def test_a_rank_log_tail_goes_into_the_error(tmp_path):
-    # a rank killed by a C++ abort leaves no Python traceback; its log's last lines are the cause
-    (tmp_path / "rank1.log").write_text("starting\n\nterminate called after throwing 'gloo::IoException'\n")
-    tail = distributed._log_tail(str(tmp_path), 1)
-    assert tail == ("\n    rank 1 log: starting"
-                    "\n    rank 1 log: terminate called after throwing 'gloo::IoException'")
-    assert distributed._log_tail(str(tmp_path), 0) == ""  # rank 0 wrote no log
-
-
-@pytest.mark.skipif(not hasattr(socket, "if_nameindex"), reason="no interface list on this platform")
-def test_gloo_is_pinned_to_the_loopback_interface():
-    from lora_lab.lab.ddp.rank import loopback_interface
-
-    names = [name for _, name in socket.if_nameindex()]
-    assert loopback_interface() in names and loopback_interface().startswith("lo")
+    options = set(inspect.signature(launch_all).parameters)
+    assert options == {"world_size", "methods", "steps", "port", "seed", "global_batch", "r", "compress",
+                       "timeout_s", "max_restarts"}
+    with pytest.raises(TypeError, match="crash_rank"):
+        launch(2, crash_rank=1)

@@ -1,12 +1,13 @@
-"""Data-parallel fine-tuning on PyTorch's own engine: DDP over gloo on CPU, gradient bytes counted.
+"""Data-parallel fine-tuning on PyTorch's own engine: DDP over gloo on CPU, started by torchrun.
 
-`launch(world_size=2, method="lora")` starts `world_size` processes on 127.0.0.1 (one per rank,
-`torch.multiprocessing`); each runs `lora_lab.lab.ddp.rank.worker`: the experiments' model wrapped in
-`DistributedDataParallel`, trained on its shard of every global batch, with a communication hook
-that wraps DDP's default all-reduce and counts the bytes of every gradient bucket it sends, so the
-traffic per step is measured, not computed. At the end the ranks compare their trainable tensors
-(they must be identical: that is what data parallelism promises) and the launcher returns a
-`DistResult`. Failures stop every rank; no process is left running.
+`launch(world_size=2, method="lora")` runs `torchrun` (`lora_lab.lab.ddp.torchrun`) with
+`world_size` processes on this machine, its rendezvous on 127.0.0.1; each runs
+`lora_lab.lab.ddp.rank`: the experiments' model wrapped in `DistributedDataParallel`, trained on
+its shard of every global batch, with a communication hook that wraps DDP's default all-reduce and
+counts the bytes of every gradient bucket it sends, so the traffic per step is measured, not
+computed. At the end the ranks compare their trainable tensors (they must be identical: that is
+what data parallelism promises), write their results to files, and the launcher reads them back
+into a `DistResult`. Failures stop every rank; no process is left running.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import socket
 import statistics
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,9 +22,16 @@ import torch
 import torch.distributed as dist
 
 from lora_lab._checks import check_choice, check_int, check_positive
-from lora_lab.lab.ddp.rank import COMPRESS, HOST, ByteCounter, counting_hook, worker  # noqa: F401 (re-exported)
-
-METHODS = ("full", "lora", "head")
+from lora_lab.lab.ddp.rank import (  # noqa: F401 (ByteCounter, counting_hook re-exported)
+    COMPRESS,
+    HOST,
+    METHODS,
+    ByteCounter,
+    command_line,
+    counting_hook,
+    load_report,
+)
+from lora_lab.lab.ddp.torchrun import failure, run, shell_line, torchrun_command
 
 
 @dataclass
@@ -45,8 +52,9 @@ class DistResult:
     states: list = field(repr=False)  # one dict name -> tensor of trainable parameters per rank
     first_step_state: dict = field(repr=False, default_factory=dict)  # rank 0's, after step 1
     gathered_difference: float = 0.0  # max |difference| the ranks found with all_gather
-    restarts: int = 0  # how often a crashed launch was started again (see launch_all's max_restarts)
+    restarts: int = 0  # how often torchrun started the ranks again before they finished (max_restarts)
     teardown_crashes: int = 0  # 1 when a rank crashed after every result was saved (results kept)
+    command: str = ""  # the torchrun command line that ran, its output folder written OUT
 
     @property
     def max_rank_difference(self) -> float:
@@ -94,82 +102,64 @@ def check_port(port) -> int:
     return port
 
 
-# ---- one rank ----------------------------------------------------------------------------------
-
 # ---- the launcher ------------------------------------------------------------------------------
 
 def launch(world_size: int = 2, method: str = "lora", steps: int = 40, **options) -> DistResult:
     """Fine-tune `method` with DDP in `world_size` local processes; return the measured DistResult.
 
-    `options` are `launch_all`'s (port, seed, global_batch, r, compress, timeout_s, fail_rank,
-    crash_rank, crash_at, max_restarts).
+    `options` are `launch_all`'s (port, seed, global_batch, r, compress, timeout_s, max_restarts).
     """
     return launch_all(world_size, (method,), steps, **options)[0]
 
 
 def launch_all(world_size: int = 2, methods=("full", "lora"), steps: int = 40, port: int | None = None,
                seed: int = 0, global_batch: int = 32, r: int = 4, compress: str = "none",
-               timeout_s: float = 300.0, fail_rank: int | None = None, crash_rank: int | None = None,
-               crash_at: str = "start", max_restarts: int = 1) -> list:
-    """Fine-tune each of `methods` in turn with DDP in `world_size` local processes (one launch).
+               timeout_s: float = 300.0, max_restarts: int = 1) -> list:
+    """Fine-tune each of `methods` in turn with DDP in `world_size` local processes, started by
+    `torchrun` (one launch, rendezvous on 127.0.0.1:`port`); one DistResult per method, in order.
 
     Every step uses `global_batch` images split evenly over the ranks; `compress="fp16"` sends the
-    gradients as fp16 (DDP's fp16_compress_hook). Returns one DistResult per method, in order.
-
-    Failures: a rank that raises (a Python error, which would happen again) stops every rank and
-    raises here. A rank killed by a signal (a crash in C++ code, such as gloo's socket code
-    aborting on a connection reset) stops every rank, and the whole launch starts again from
-    scratch, up to `max_restarts` times, as `torchrun --max-restarts` does; the seeds make the
-    result the same, and `DistResult.restarts` says it happened. A crash in the teardown, after
-    every rank has saved all its results and passed the final barrier, loses nothing: those
-    results are kept and `DistResult.teardown_crashes` counts it (torch 2.13's gloo can abort with
-    "terminate called without an active exception" while a process group is destroyed).
-    `fail_rank` makes that rank raise at start; `crash_rank` makes it abort (SIGABRT) at
-    `crash_at` ("start" or "exit", the teardown) in the first attempt only: both show what the
-    launcher does.
+    gradients as fp16 (DDP's fp16_compress_hook). When a rank fails (a Python error or a signal),
+    torchrun stops every rank and starts the whole group again, up to `max_restarts` times
+    (`--max-restarts`); the seeds make the result the same, and `DistResult.restarts` says it
+    happened. When no restart is left, this raises RuntimeError naming the rank, with its log's last
+    lines. A crash in the teardown, after every rank has saved all its results and passed the final
+    barrier, loses nothing: the results are kept and `DistResult.teardown_crashes` counts it (torch
+    2.13's gloo can abort with "terminate called without an active exception" while a process
+    group is destroyed).
     """
+    cfg = _config(world_size, methods, steps, seed, global_batch, r, compress, timeout_s)
+    max_restarts = check_int("max_restarts", max_restarts, low=0)
+    check_backend()
+    endpoint = f"{HOST}:{free_port() if port is None else check_port(port)}"
+    world_size = cfg["world_size"]
+    with tempfile.TemporaryDirectory(prefix="lora_lab_ddp_") as out_dir:
+        command = [*torchrun_command(world_size, endpoint, max_restarts=max_restarts),
+                   *command_line(cfg, out_dir)]
+        status = run(command, out_dir, cfg["timeout_s"])
+        teardown_crashes = 0
+        if status != 0:
+            if not all((Path(out_dir) / f"done.rank{k}").exists() for k in range(world_size)):
+                who, tail = failure(out_dir)
+                raise RuntimeError(f"{who} failed, so torchrun stopped every rank; no restart left "
+                                   f"(max_restarts={max_restarts}){tail}")
+            teardown_crashes = 1  # every result was saved before the crash: keep them
+        return [_result(cfg, m, [load_report(out_dir, m, k) for k in range(world_size)], command,
+                        out_dir, teardown_crashes) for m in cfg["methods"]]
+
+
+def _config(world_size, methods, steps, seed, global_batch, r, compress, timeout_s) -> dict:
+    """launch_all's options, checked, as the dict the rank's command line is written from."""
     world_size = check_int("world_size", world_size, low=1)
-    methods = _check_methods(methods)
-    cfg = {"world_size": world_size, "methods": methods, "steps": check_int("steps", steps, low=1),
-           "seed": check_int("seed", seed, low=0), "r": check_int("r", r, low=1),
+    cfg = {"world_size": world_size, "methods": _check_methods(methods),
+           "steps": check_int("steps", steps, low=1), "seed": check_int("seed", seed, low=0),
+           "r": check_int("r", r, low=1),
            "global_batch": check_int("global_batch", global_batch, low=world_size),
            "compress": check_choice("compress", compress, COMPRESS),
-           "timeout_s": check_positive("timeout_s", timeout_s),
-           "fail_rank": _rank_or_none("fail_rank", fail_rank, world_size),
-           "crash_rank": _rank_or_none("crash_rank", crash_rank, world_size),
-           "crash_at": check_choice("crash_at", crash_at, ("start", "exit"))}
-    max_restarts = check_int("max_restarts", max_restarts, low=0)
+           "timeout_s": check_positive("timeout_s", timeout_s)}
     if global_batch % world_size:
         raise ValueError(f"global_batch must be a multiple of world_size={world_size}, got {global_batch}")
-    check_backend()
-    cfg["port"] = free_port() if port is None else check_port(port)
-    with tempfile.TemporaryDirectory(prefix="lora_lab_ddp_") as out_dir:
-        restarts = teardown_crashes = 0
-        while True:
-            for mark in Path(out_dir).glob("done.rank*"):  # only this attempt's marks count
-                mark.unlink()
-            try:
-                _run_processes(world_size, cfg, out_dir)
-                break
-            except RankCrashed as exc:
-                if all((Path(out_dir) / f"done.rank{k}").exists() for k in range(world_size)):
-                    teardown_crashes += 1  # every result was saved before the crash: keep them
-                    break
-                if restarts == max_restarts:
-                    raise RuntimeError(f"{exc} (after {restarts} restart{'s' * (restarts != 1)}; "
-                                       f"max_restarts={max_restarts})") from exc.__cause__
-                restarts += 1
-                cfg["port"] = free_port() if port is None else cfg["port"]
-        return [_result(cfg, m, [torch.load(Path(out_dir) / f"{m}.rank{k}.pt") for k in range(world_size)],
-                        restarts, teardown_crashes) for m in methods]
-
-
-class RankCrashed(RuntimeError):
-    """A rank was killed by a signal (a crash, not a Python error): the launch may be restarted."""
-
-
-def _rank_or_none(name: str, rank, world_size: int) -> int | None:
-    return None if rank is None else check_int(name, rank, 0, world_size - 1)
+    return cfg
 
 
 def _check_methods(methods) -> tuple:
@@ -179,63 +169,15 @@ def _check_methods(methods) -> tuple:
     return tuple(check_choice("method", m, METHODS) for m in methods)
 
 
-def _run_processes(world_size: int, cfg: dict, out_dir: str) -> None:
-    """Start the ranks and wait; on any failure or timeout stop them all, then raise."""
-    import torch.multiprocessing as mp
-    from torch.multiprocessing.spawn import ProcessException, ProcessExitedException
-
-    context = mp.start_processes(worker, args=(cfg, out_dir), nprocs=world_size, join=False,
-                                 start_method="spawn")
-    deadline = time.monotonic() + cfg["timeout_s"]
-    try:
-        while not context.join(timeout=1.0, grace_period=1.0):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the {world_size} ranks did not finish within timeout_s="
-                                   f"{cfg['timeout_s']:g} s; they were stopped")
-    except ProcessException as exc:  # `finally` below stops the other ranks
-        crashed = isinstance(exc, ProcessExitedException) and exc.signal_name is not None
-        raise (RankCrashed if crashed else RuntimeError)(
-            f"rank {exc.error_index} failed, so every rank was stopped: "
-            f"{_last_line(str(exc))}{_log_tail(out_dir, exc.error_index)}") from exc
-    finally:
-        _stop(context.processes)
-
-
-def _last_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else text
-
-
-def _log_tail(out_dir: str, rank: int, lines: int = 8) -> str:
-    """The last lines a rank wrote to its log (its stdout and stderr: a C++ abort shows up only
-    there), indented under the error; empty when it wrote nothing."""
-    try:
-        text = (Path(out_dir) / f"rank{rank}.log").read_text(errors="replace")
-    except OSError:
-        return ""
-    tail = [line for line in text.splitlines() if line.strip()][-lines:]
-    return "".join(f"\n    rank {rank} log: {line}" for line in tail)
-
-
-def _stop(processes) -> None:
-    """Terminate, then kill, whatever is still alive; reap every process."""
-    for p in processes:
-        if p.is_alive():
-            p.terminate()
-    for p in processes:
-        p.join(5)
-        if p.is_alive():
-            p.kill()
-            p.join()
-
-
-def _result(cfg: dict, method: str, reports: list, restarts: int, teardown_crashes: int) -> DistResult:
+def _result(cfg: dict, method: str, reports: list, command: list, out_dir: str,
+            teardown_crashes: int) -> DistResult:
     first = reports[0]
-    return DistResult(method, cfg["r"], cfg["world_size"], cfg["steps"], first["trainable"], first["total"],
-                      first["bytes_per_element"], first["bytes_per_step"], first["buckets"],
+    shown = shell_line(command).replace(out_dir, "OUT")
+    return DistResult(method, cfg["r"], cfg["world_size"], cfg["steps"], first["trainable"],
+                      first["total"], first["bytes_per_element"], first["bytes_per_step"], first["buckets"],
                       first["seconds_per_step"], first["accuracy"], [rep["state"] for rep in reports],
                       first["first_step_state"], max(rep["gathered_difference"] for rep in reports),
-                      restarts, teardown_crashes)
+                      min(rep["attempt"] for rep in reports), teardown_crashes, shown)
 
 
 # ---- the table and the command line ------------------------------------------------------------
@@ -286,6 +228,7 @@ def main(argv: list | None = None) -> int:
     parser.add_argument("--compress", default="none", choices=sorted(COMPRESS))
     args = parser.parse_args(argv)
     results = launch_all(args.world_size, args.methods, args.steps, port=args.port, compress=args.compress)
+    print(results[0].command)
     print(format_table(results))
     print(format_timings(results))
     return 0

@@ -1,14 +1,24 @@
-"""One DDP rank: the byte-counting communication hook and the training loop each process runs.
+"""One DDP rank, as `torchrun` starts it: the byte-counting communication hook and the training loop.
 
-`lora_lab.lab.ddp.launcher.launch` starts one process per rank; each runs `worker`, which joins the
-gloo process group on 127.0.0.1, builds the experiments' model (`experiments.prepare`), wraps it
-in `DistributedDataParallel`, registers `counting_hook`, trains on its share of every global batch
-and saves what it measured for the launcher.
+`torchrun ... -m lora_lab.lab.ddp.rank --out DIR --methods full lora --steps 60` starts one process
+per rank; `torchrun` sets RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT, and each process runs
+`main`: it joins the gloo process group (`init_method="env://"`), builds the experiments' model
+(`lora_lab.lab.runs.prepare`), wraps it in `DistributedDataParallel`, registers `counting_hook`,
+trains on its share of every global batch and writes what it measured to DIR: tensors as
+safetensors, the rest as JSON (`save_report`, `load_report`), never pickle.
+
+Test-only fault injection: the environment variable LORA_LAB_DDP_FAULT="RANK:KIND:MOMENT" makes
+that rank `raise` (a Python error) or `abort` (SIGABRT, as a crash in gloo's C++ code would) at
+`start` (after joining the group) or at `exit` (after the final barrier), in torchrun's first
+attempt only (TORCHELASTIC_RESTART_COUNT=0), so a restart shows what `--max-restarts` does.
 """
 
 # No `from __future__ import annotations`: DDP reads the hook's annotations at run time and
 # wants the real objects (dist.GradBucket, Future[Tensor]), not strings.
+import argparse
+import json
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -17,10 +27,15 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook, fp16_compress_hook
+from torch.distributed.elastic.multiprocessing.errors import record
 from torch.nn.parallel import DistributedDataParallel
 
+from lora_lab.lab.ddp.torchrun import gloo_interface
+
 COMPRESS = {"none": None, "fp16": torch.float16}  # what the hook sends: the bucket as is, or fp16
-HOST = "127.0.0.1"  # loopback only: nothing here ever leaves the machine
+HOST = "127.0.0.1"  # the local launcher's rendezvous: nothing it starts leaves the machine
+METHODS = ("full", "lora", "head")
+FAULT_ENV = "LORA_LAB_DDP_FAULT"  # test-only, see the module docstring
 
 
 @dataclass
@@ -110,47 +125,109 @@ def _gathered_difference(params: list, world_size: int) -> float:
     return max(float((other - mine).abs().max()) for other in everyone)
 
 
-def loopback_interface() -> str | None:
-    """The name of this machine's loopback network interface ('lo' on Linux, 'lo0' on macOS), or
-    None when none is found."""
-    import socket
+# ---- results on disk: safetensors for tensors, JSON for the rest ------------------------------
 
-    try:
-        names = [name for _, name in socket.if_nameindex()]
-    except OSError:  # no interface list on this platform
-        return None
-    return next((n for n in ("lo", "lo0") if n in names), None)
+TENSORS = ("state", "first_step_state")
 
 
-def worker(rank: int, cfg: dict, out_dir: str) -> None:
-    """The function each spawned process runs: join the group, train, save, always leave it."""
+def save_report(out_dir: str, method: str, rank: int, report: dict) -> None:
+    """Write one rank's report as METHOD.rankK.safetensors + .json, each by a temporary file and a
+    rename, so a reader never sees half a file."""
+    from safetensors.torch import save_file
+
+    stem = os.path.join(out_dir, f"{method}.rank{rank}")
+    tensors = {f"{part}/{name}": t.contiguous() for part in TENSORS for name, t in report[part].items()}
+    save_file(tensors, stem + ".safetensors.tmp")
+    with open(stem + ".json.tmp", "w") as f:
+        json.dump({k: v for k, v in report.items() if k not in TENSORS}, f)
+    os.replace(stem + ".safetensors.tmp", stem + ".safetensors")
+    os.replace(stem + ".json.tmp", stem + ".json")
+
+
+def load_report(out_dir: str, method: str, rank: int) -> dict:
+    """Read back what `save_report` wrote: the JSON fields plus one dict name -> tensor per part."""
+    from safetensors.torch import load_file
+
+    stem = os.path.join(out_dir, f"{method}.rank{rank}")
+    with open(stem + ".json") as f:
+        report = json.load(f)
+    tensors = load_file(stem + ".safetensors")
+    for part in TENSORS:
+        report[part] = {k.split("/", 1)[1]: t for k, t in tensors.items() if k.startswith(part + "/")}
+    return report
+
+
+# ---- the process torchrun starts ----------------------------------------------------------------
+
+def worker(cfg: dict, out_dir: str) -> None:
+    """What each process runs: join the group, train every method, save, always leave the group."""
+    rank, attempt = int(os.environ["RANK"]), int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
+    done = os.path.join(out_dir, f"done.rank{rank}")
+    if os.path.exists(done):  # a mark from an earlier attempt: only this attempt's marks count
+        os.remove(done)
     log = os.open(os.path.join(out_dir, f"rank{rank}.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     os.dup2(log, 1), os.dup2(log, 2)  # gloo's chatter goes to a file, not into a notebook cell
-    # gloo picks the address its ranks connect on from the machine's host name, which may name an
-    # interface whose traffic a sandbox blocks (then a rank aborts in gloo's C++ code); pin it to
-    # the loopback interface, like the rendezvous on HOST.
-    if (loopback := loopback_interface()) is not None:
-        os.environ["GLOO_SOCKET_IFNAME"] = loopback
-    dist.init_process_group("gloo", init_method=f"tcp://{HOST}:{cfg['port']}", rank=rank,
-                            world_size=cfg["world_size"], timeout=timedelta(seconds=cfg["timeout_s"]))
+    # gloo finds the address its ranks connect on from the host name, which may name an interface
+    # whose traffic a sandbox blocks (then a rank aborts in gloo's C++ code): on one machine, pin
+    # it to the loopback interface, unless the user chose one.
+    if "GLOO_SOCKET_IFNAME" not in os.environ and (lo := gloo_interface(os.environ["MASTER_ADDR"])):
+        os.environ["GLOO_SOCKET_IFNAME"] = lo
+    dist.init_process_group("gloo", init_method="env://", timeout=timedelta(seconds=cfg["timeout_s"]))
     try:
-        if rank == cfg["fail_rank"]:
-            raise RuntimeError(f"rank {rank} failed on purpose (fail_rank={rank})")
-        _maybe_crash(rank, cfg, out_dir, "start")
+        _maybe_fault(rank, attempt, "start")
         for method in cfg["methods"]:  # one process group, the methods one after the other
-            torch.save(_train(rank, cfg, method), os.path.join(out_dir, f"{method}.rank{rank}.pt"))
+            save_report(out_dir, method, rank, {**_train(rank, cfg, method), "attempt": attempt})
         dist.barrier()  # every rank has saved everything: only the teardown is left
-        open(os.path.join(out_dir, f"done.rank{rank}"), "w").close()
-        _maybe_crash(rank, cfg, out_dir, "exit")
+        open(done, "w").close()
+        _maybe_fault(rank, attempt, "exit")
     finally:
         dist.destroy_process_group()
 
 
-def _maybe_crash(rank: int, cfg: dict, out_dir: str, moment: str) -> None:
-    """Abort (SIGABRT, as an uncaught C++ exception in gloo would) if cfg asks this rank to, at
-    this moment, in the first attempt only (a mark file remembers it across restarts)."""
-    mark = os.path.join(out_dir, f"crashed.rank{rank}")
-    if rank == cfg["crash_rank"] and cfg["crash_at"] == moment and not os.path.exists(mark):
-        open(mark, "w").close()
-        print(f"rank {rank} aborts on purpose (crash_rank={rank}, crash_at={moment!r})", flush=True)
-        os.abort()
+def _maybe_fault(rank: int, attempt: int, moment: str) -> None:
+    """Raise or abort if LORA_LAB_DDP_FAULT asks this rank to, at this moment, in attempt 0."""
+    spec = os.environ.get(FAULT_ENV, "")
+    if spec and not re.fullmatch(r"\d+:(raise|abort):(start|exit)", spec):
+        raise ValueError(f"{FAULT_ENV} must be 'RANK:raise|abort:start|exit', got {spec!r}")
+    if attempt != 0 or spec.split(":")[::2] != [str(rank), moment]:
+        return
+    if ":raise:" in spec:
+        raise RuntimeError(f"rank {rank} failed on purpose ({FAULT_ENV}={spec})")
+    print(f"rank {rank} aborts on purpose ({FAULT_ENV}={spec})", flush=True)
+    os.abort()
+
+
+def command_line(cfg: dict, out_dir: str) -> list:
+    """The arguments after `torchrun [options]` that make every process run `main` with `cfg`."""
+    return ["-m", "lora_lab.lab.ddp.rank", "--out", str(out_dir), "--methods", *cfg["methods"],
+            "--steps", str(cfg["steps"]), "--seed", str(cfg["seed"]), "--global-batch",
+            str(cfg["global_batch"]), "--lora-r", str(cfg["r"]), "--compress", cfg["compress"],
+            "--timeout-s", f"{cfg['timeout_s']:g}"]
+
+
+@record  # torchrun's error summary then shows this rank's Python traceback
+def main(argv: list | None = None) -> int:
+    """`torchrun [options] -m lora_lab.lab.ddp.rank --out DIR [--methods ...] [--steps S] ...`."""
+    parser = argparse.ArgumentParser(prog="torchrun [options] -m lora_lab.lab.ddp.rank")
+    parser.add_argument("--out", required=True, help="folder for the results (made if missing)")
+    parser.add_argument("--methods", nargs="+", default=["full", "lora"], choices=METHODS)
+    for name, kind, default in (("steps", int, 40), ("seed", int, 0), ("global-batch", int, 32),
+                                ("lora-r", int, 4), ("timeout-s", float, 300.0)):
+        parser.add_argument(f"--{name}", type=kind, default=default)
+    parser.add_argument("--compress", default="none", choices=sorted(COMPRESS))
+    args = parser.parse_args(argv)
+    cfg = {"methods": tuple(args.methods), "steps": args.steps, "seed": args.seed, "r": args.lora_r,
+           "global_batch": args.global_batch, "compress": args.compress, "timeout_s": args.timeout_s,
+           "world_size": int(os.environ.get("WORLD_SIZE", "0"))}
+    if cfg["world_size"] < 1 or "RANK" not in os.environ:
+        parser.error("RANK and WORLD_SIZE are not set: start this module with torchrun")
+    if cfg["global_batch"] % cfg["world_size"]:
+        parser.error(f"--global-batch must be a multiple of the world size {cfg['world_size']}, "
+                     f"got {cfg['global_batch']}")
+    os.makedirs(args.out, exist_ok=True)
+    worker(cfg, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -69,3 +69,7 @@ def plot_lora_diagram(d_in: int = 1024, d_out: int = 1024, r: int = 4, alpha: fl
     ax.axis("off")
     fig.tight_layout()
     return fig, ax
+
+
+#: ready for `make figures` once `lora_lab.course.figures.VIEWS` lists this module
+FIGURES = {"lora_figure1.png": plot_lora_diagram}  # the notes' layer: d_in = d_out = 1024, r = 4, α = 8

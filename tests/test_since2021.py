@@ -85,11 +85,18 @@ def test_scaling_intruders_moves_the_weights_the_maths_says():
 def test_unknown_targets_raise():
     with pytest.raises(ValueError, match="name no linear layer"):
         s21.weight_pairs(base_model(), targets=("nope",))
+    with pytest.raises(ValueError, match="name must be one of"):
+        s21.best_matches(base_model(), "blocks.7.attn.q_proj")
+
+
+def test_best_matches_of_an_unchanged_matrix_are_one():
+    assert np.allclose(s21.best_matches(base_model(), "blocks.1.attn.q_proj", k=5), 1.0)
 
 
 def test_the_notebook_sweeps_share_the_default_runs_and_name_their_rules():
     sweeps = s21.sweeps()
     assert {len(v) for k, v in sweeps.items() if k.startswith(("full", "LoRA", "rsLoRA"))} == {15, 18}
+    assert len(sweeps["LoRA r=4"]) == 18 and len(sweeps["LoRA r=64"]) == 15
     defaults = [s for s in sweeps["LoRA r=4"] if s.lr is None]
     assert [s.seed for s in defaults] == list(s21.SEEDS)  # the 1e-2 runs are 06's and 10's runs
     assert {s.variant for s in sweeps["rsLoRA r=64"]} == {"rslora"}

@@ -13,23 +13,26 @@ which fine-tuning never touched. Forgetting is the drop of the second from the b
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable, Iterable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from threadpoolctl import threadpool_limits
 from torch import nn
 
 from lora_lab._checks import check_choice
 from lora_lab.lab.data import ADAPT_TASK, PRETRAIN_TASK, load_task
 from lora_lab.lab.models import base_model
 from lora_lab.lab.runs import LR, RunSpec, cached_run
-from lora_lab.maths.intruders import THRESHOLD, TOP_K, count_intruders, scale_intruders
+from lora_lab.maths.intruders import THRESHOLD, TOP_K, best_match, count_intruders, scale_intruders
 from lora_lab.maths.sweep import best_lr
 
 SEEDS = (0, 1, 2)
 FULL_LRS = (5e-4, 1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2)
 LORA_LRS = (2.5e-3, 5e-3, 1e-2, 2e-2, 4e-2)
+LORA_LRS_R4 = LORA_LRS + (8e-2,)  # one more at r = 4, where a seed's best sat at 4e-2, the grid's edge
 QV = ("q_proj", "v_proj")
 ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
 MLP = ("fc1", "fc2")
@@ -117,6 +120,16 @@ def lr_ratios(lora_rows: list[dict], full_rows: list[dict]) -> dict[int, float]:
 
 # ---- intruder dimensions of a trained run ------------------------------------------------------
 
+def one_blas_thread(fn):
+    """Run `fn` with NumPy's BLAS on one thread: its SVDs of 128×128 matrices are tens of times
+    slower when OpenBLAS's threads compete for a busy 2-core CPU (the results are the same)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with threadpool_limits(limits=1, user_api="blas"):
+            return fn(*args, **kwargs)
+    return wrapper
+
+
 def _adapted(model: nn.Module, targets) -> dict[str, nn.Module]:
     return {n: m for n, m in model.named_modules()
             if n.split(".")[-1] in targets and (hasattr(m, "delta_weight") or isinstance(m, nn.Linear))}
@@ -137,12 +150,24 @@ def weight_pairs(model: nn.Module, targets=QV, base: nn.Module | None = None) ->
     return out
 
 
+@one_blas_thread
 def intruder_count(model: nn.Module, targets=QV, k: int = TOP_K, threshold: float = THRESHOLD,
                    base: nn.Module | None = None) -> int:
     """Intruders among the top-k singular vectors, summed over the matrices named in `targets`."""
     return count_intruders(weight_pairs(model, targets, base).values(), k, threshold)
 
 
+@one_blas_thread
+def best_matches(model: nn.Module, name: str, k: int = TOP_K, base: nn.Module | None = None) -> np.ndarray:
+    """For the top-k singular vectors of the adapted matrix `name` (e.g. 'blocks.1.attn.q_proj'),
+    the best |cosine| with any singular vector of its W0.  Shapes: -> (k,)."""
+    pairs = weight_pairs(model, (name.split(".")[-1],), base)
+    if name not in pairs:
+        raise ValueError(f"name must be one of {sorted(pairs)}, got {name!r}")
+    return best_match(*pairs[name])[:k]
+
+
+@one_blas_thread
 @torch.no_grad()
 def with_intruders_scaled(model: nn.Module, lam: float, targets=QV, k: int = TOP_K,
                           threshold: float = THRESHOLD, base: nn.Module | None = None) -> nn.Module:
@@ -162,12 +187,12 @@ def with_intruders_scaled(model: nn.Module, lam: float, targets=QV, k: int = TOP
 
 PLACEMENT_LRS = (1e-2, 2e-2)
 RANKS = (1, 4, 64)
-LORA_PLUS_RATIO, LORA_PLUS_LRS = 16.0, (2.5e-3, 5e-3, 1e-2)
+LORA_PLUS_RATIO, LORA_PLUS_LRS = 16.0, (1.25e-3, 2.5e-3, 5e-3, 1e-2)
 
 
 def sweeps() -> dict[str, list[RunSpec]]:
     """Every run of notebook 12 by name (LoRA+ apart, see `lora_plus_specs`)."""
-    out = {"full": lr_grid("full", FULL_LRS), "LoRA r=4": lr_grid("lora", LORA_LRS, r=4)}
+    out = {"full": lr_grid("full", FULL_LRS), "LoRA r=4": lr_grid("lora", LORA_LRS_R4, r=4)}
     for r in (1, 64):
         out[f"LoRA r={r}"] = lr_grid("lora", LORA_LRS, r=r)
     out["rsLoRA r=64"] = lr_grid("lora", LORA_LRS, r=64, variant="rslora")  # α/√r; at r = 1 it is LoRA

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lora_lab.views.plots import attention, budget, deploy, layers, lowrank, variants
+from lora_lab.views.plots import attention, budget, deploy, layers, lora_diagram, lowrank, variants
 
 #: the views modules with a `FIGURES` dict. Their recipes draw from arithmetic or an untrained
 #: model, except `layers`' (a planted toy trained in about a second; tests/test_planted.py imports
 #: them from there)
-VIEWS = (attention, budget, deploy, layers, lowrank, variants)
+VIEWS = (attention, budget, deploy, layers, lora_diagram, lowrank, variants)
 
 
 def _methods():

@@ -3,9 +3,9 @@ database) and generate_feedback, on a tiny fixture notebook and on every master.
 
 Cost: autograde executes each submission once. Every master is executed twice (all solutions,
 and the untouched release, which also proves that Run All on a student copy reaches the end);
-02, 03 and 05 twice more (wrong constants, and the first exercises solved). The two big students
-run in two course folders at once, one per core. `LORA_LAB_GRADE=02,05` grades only those masters
-(while developing); unset, every master is graded.
+02, 03 and 05 twice more (wrong constants, and the first exercises solved). Two course folders,
+each with about half the masters (by their stored run times), are graded at once, one per core.
+`LORA_LAB_GRADE=02,05` grades only those masters (while developing); unset, every master is.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from lora_lab.course.assignments import (
     exercise_of,
     grading_timeout,
     has_solution,
+    run_seconds,
     slowest_cell,
     student_version,
     write_course,
@@ -184,34 +185,48 @@ def wrong_constants(release):
     return nb
 
 
+def lanes(masters) -> list[list[Path]]:
+    """Two lists of masters with about the same stored run time (largest first, to the lighter
+    list). A master's every submission stays in one lane, so its experiments, when not cached
+    yet, are computed once and then read from the runs cache, never twice at the same time."""
+    split: list[list[Path]] = [[], []]
+    load = [0.0, 0.0]
+    for master in sorted(masters, key=lambda m: -run_seconds(m) * (2 if m in PROBED else 1)):
+        lane = load.index(min(load))
+        split[lane].append(master)
+        load[lane] += run_seconds(master)
+    return split
+
+
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory) -> dict:
-    """Two course folders graded at once, one per core: 'solutions' (every master as it is) and
-    'wrong' in a; 'release' (untouched) and 'some' in b. Returns the roots and each one's seconds."""
-    chosen = tmp_path_factory.mktemp("masters")
-    for master in MASTER_PATHS:
-        shutil.copy(master, chosen / master.name)
+    """Every submission autograded in two course folders at once (one per core), each holding
+    about half the masters: 'solutions' (every master as it is), 'release' (untouched), and on
+    the probed masters 'wrong' and 'some'. Returns each master's course folder and the seconds."""
     timeout = grading_timeout(slowest_cell()[0])  # what write_course computes from every master
-    roots = {}
-    for name in ("a", "b"):
-        roots[name] = tmp_path_factory.mktemp(f"course_{name}")
-        write_course(roots[name], source_dir=chosen, timeout=timeout)
-        nbgrader(roots[name], "generate_assignment", "*", "--force")
-    for master in MASTER_PATHS:
-        nb, release = nbformat.read(master, as_version=4), released(roots["b"], master.name)
-        submit(roots["a"], "solutions", nb, master.name)
-        submit(roots["b"], "release", release, master.name)
+    root_of, procs = {}, []
+    for i, masters in enumerate(lanes(MASTER_PATHS)):
+        chosen, root = tmp_path_factory.mktemp(f"masters_{i}"), tmp_path_factory.mktemp(f"course_{i}")
+        for master in masters:
+            shutil.copy(master, chosen / master.name)
+            root_of[master] = root
+        if masters:
+            write_course(root, source_dir=chosen, timeout=timeout)
+            nbgrader(root, "generate_assignment", "*", "--force")
+    for master, root in root_of.items():
+        nb, release = nbformat.read(master, as_version=4), released(root, master.name)
+        submit(root, "solutions", nb, master.name)
+        submit(root, "release", release, master.name)
         if master in PROBED:
-            submit(roots["a"], "wrong", wrong_constants(release), master.name)
-            submit(roots["b"], "some", first_half_solved(nb, release)[0], master.name)
+            submit(root, "wrong", wrong_constants(release), master.name)
+            submit(root, "some", first_half_solved(nb, release)[0], master.name)
     start = time.perf_counter()
-    procs = {name: nbgrader(root, "autograde", "*", wait=False) for name, root in roots.items()}
-    seconds = {}
-    for name, proc in procs.items():
+    procs = [nbgrader(root, "autograde", "*", wait=False) for root in set(root_of.values())]
+    for proc in procs:
         finish(proc)
-        seconds[name] = time.perf_counter() - start
-    print(f"\nautograde wall time: {seconds} for {len(MASTER_PATHS)} masters")
-    return {"roots": roots, "seconds": seconds}
+    seconds = time.perf_counter() - start
+    print(f"\nautograde: {seconds:.0f} s wall for {len(MASTER_PATHS)} masters, {len(PROBED)} probed")
+    return {"root": root_of, "seconds": seconds}
 
 
 def ids(paths):
@@ -221,12 +236,12 @@ def ids(paths):
 @pytest.mark.parametrize("master", MASTER_PATHS, ids=ids(MASTER_PATHS))
 def test_all_solutions_score_full_marks(graded, master):
     points = code_points(nbformat.read(master, as_version=4))
-    assert auto_scores(graded["roots"]["a"], "solutions", master.stem) == points
+    assert auto_scores(graded["root"][master], "solutions", master.stem) == points
 
 
 @pytest.mark.parametrize("master", MASTER_PATHS, ids=ids(MASTER_PATHS))
 def test_untouched_release_scores_zero_and_runs_to_the_end(graded, master):
-    root = graded["roots"]["b"]
+    root = graded["root"][master]
     points = code_points(nbformat.read(master, as_version=4))
     assert auto_scores(root, "release", master.stem) == dict.fromkeys(points, 0.0)
     run = nbformat.read(root / "autograded" / "release" / master.stem / master.name, as_version=4)
@@ -249,15 +264,15 @@ def test_untouched_release_scores_zero_and_runs_to_the_end(graded, master):
 @pytest.mark.parametrize("master", PROBED, ids=ids(PROBED))
 def test_wrong_constants_score_zero(graded, master):
     points = code_points(nbformat.read(master, as_version=4))
-    assert auto_scores(graded["roots"]["a"], "wrong", master.stem) == dict.fromkeys(points, 0.0)
+    assert auto_scores(graded["root"][master], "wrong", master.stem) == dict.fromkeys(points, 0.0)
 
 
 @pytest.mark.parametrize("master", PROBED, ids=ids(PROBED))
 def test_some_solved_score_exactly_their_points(graded, master):
     nb = nbformat.read(master, as_version=4)
-    _, solved = first_half_solved(nb, released(graded["roots"]["b"], master.name))
+    _, solved = first_half_solved(nb, released(graded["root"][master], master.name))
     expected = {gid: (p if gid in solved else 0.0) for gid, p in code_points(nb).items()}
-    assert auto_scores(graded["roots"]["b"], "some", master.stem) == expected
+    assert auto_scores(graded["root"][master], "some", master.stem) == expected
 
 
 def test_feedback_carries_the_checkers_message(graded):
@@ -266,7 +281,7 @@ def test_feedback_carries_the_checkers_message(graded):
     master = next((m for m in MASTER_PATHS if exercises[m]), None)
     if master is None:
         pytest.skip("no graded master selected")
-    root = graded["roots"]["b"]
+    root = graded["root"][master]
     nbgrader(root, "generate_feedback", master.stem, "--student=release")
     html = (root / "feedback" / "release" / master.stem / f"{master.stem}.html").read_text()
     assert f"✗ {exercises[master][0]}: not done yet" in html

@@ -142,6 +142,12 @@ def _cell_seconds(cell) -> float | None:
             - datetime.fromisoformat(start.replace("Z", "+00:00"))).total_seconds()
 
 
+def run_seconds(path) -> float:
+    """Seconds the stored run of one notebook took: the sum of its code cells' recorded times."""
+    cells = nbformat.read(path, as_version=4).cells
+    return sum(_cell_seconds(c) or 0.0 for c in cells if c.cell_type == "code")
+
+
 def slowest_cell(source_dir=MASTERS) -> tuple[float, str]:
     """(seconds, 'notebook cell i') of the slowest code cell in the masters' stored runs, read from
     the execution times nbclient records in each cell's metadata when a master is executed."""

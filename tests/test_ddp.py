@@ -13,18 +13,17 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from lora_lab.lab.ddp import rank, torchrun
-from lora_lab.lab.ddp.launcher import free_port
-from lora_lab.lab.ddp.rank import HOST, ByteCounter, _batches, counting_hook
+from lora_lab.lab.ddp.launcher import one_rank_group
+from lora_lab.lab.ddp.rank import ByteCounter, _batches, counting_hook
 
 
 @pytest.fixture
 def group():
     """A one-rank gloo process group on 127.0.0.1, destroyed afterwards."""
-    dist.init_process_group("gloo", init_method=f"tcp://{HOST}:{free_port()}", rank=0, world_size=1)
-    try:
+    with one_rank_group():
+        assert dist.get_world_size() == 1 and dist.get_rank() == 0
         yield
-    finally:
-        dist.destroy_process_group()
+    assert not dist.is_initialized()
 
 
 def _model() -> nn.Module:

@@ -12,6 +12,7 @@ into a `DistResult`. Failures stop every rank; no process is left running.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import statistics
 import tempfile
@@ -100,6 +101,18 @@ def check_port(port) -> int:
             raise ValueError(f"port {port} on {HOST} is in use ({exc.strerror}); pass another port "
                              "or port=None to let the launcher pick a free one") from exc
     return port
+
+
+@contextlib.contextmanager
+def one_rank_group():
+    """A gloo process group of this process alone (world size 1, on 127.0.0.1), destroyed on exit:
+    enough to build DDP or FSDP and run them here, without starting any process."""
+    check_backend()
+    dist.init_process_group("gloo", init_method=f"tcp://{HOST}:{free_port()}", rank=0, world_size=1)
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
 
 
 # ---- the launcher ------------------------------------------------------------------------------

@@ -75,8 +75,6 @@ def max_difference(a: dict, b: dict) -> float:
     return max((float((a[k] - b[k]).abs().max()) for k in a), default=0.0)
 
 
-# ---- checks before anything starts -------------------------------------------------------------
-
 def check_backend() -> None:
     """Raise a clear error when this torch build cannot run gloo (the CPU backend used here)."""
     if not dist.is_available() or not dist.is_gloo_available():

@@ -8,6 +8,7 @@ the test-only environment variable `rank.FAULT_ENV`.
 
 import socket
 import sys
+import tempfile
 
 import pytest
 import torch
@@ -29,6 +30,15 @@ from lora_lab.lab.models import base_model
 from lora_lab.lab.runs import RunSpec, prepare
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+
+
+@pytest.fixture
+def launch_dir(tmp_path, monkeypatch):
+    """This test's launches make their output folder under tmp_path, whose path then names their
+    processes alone (another launch on this machine, a notebook's say, is not this test's)."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    assert tempfile.gettempdir() == str(tmp_path)  # where TemporaryDirectory makes the launch's folder
+    return str(tmp_path)
 
 STEPS = 3
 FAST = {"steps": STEPS, "global_batch": 8}
@@ -124,7 +134,7 @@ def test_max_difference():
         max_difference(a, {"x": torch.zeros(2), "y": torch.zeros(1)})
 
 
-def test_runs_are_deterministic_and_a_crashed_rank_restarts_the_launch(two_ranks, monkeypatch):
+def test_runs_are_deterministic_and_a_crashed_rank_restarts_the_launch(two_ranks, monkeypatch, launch_dir):
     # rank 1 aborts (SIGABRT) in torchrun's first attempt, as a crash in gloo's C++ code would;
     # torchrun starts both ranks again (--max-restarts 1) and the seeds give the same tensors
     monkeypatch.setenv(FAULT_ENV, "1:abort:start")
@@ -132,45 +142,45 @@ def test_runs_are_deterministic_and_a_crashed_rank_restarts_the_launch(two_ranks
     assert res.restarts == 1 and res.identical and two_ranks["lora"].restarts == 0
     assert f"{res.accuracy:.3f}" == f"{two_ranks['lora'].accuracy:.3f}"
     assert all(torch.equal(res.states[0][n], t) for n, t in two_ranks["lora"].states[0].items())
-    assert processes_running("lora_lab.lab.ddp.rank") == []
+    assert processes_running(launch_dir) == []
 
 
-def test_a_crash_in_the_teardown_keeps_the_saved_results(two_ranks, monkeypatch):
+def test_a_crash_in_the_teardown_keeps_the_saved_results(two_ranks, monkeypatch, launch_dir):
     # rank 1 aborts after the final barrier: every result is on disk, nothing is run again
     monkeypatch.setenv(FAULT_ENV, "1:abort:exit")
     res = launch(2, "lora", max_restarts=0, **FAST)
     assert (res.restarts, res.teardown_crashes) == (0, 1) and res.identical
     assert all(torch.equal(res.states[1][n], t) for n, t in two_ranks["lora"].states[1].items())
     assert two_ranks["lora"].teardown_crashes == 0
-    assert processes_running("lora_lab.lab.ddp.rank") == []
+    assert processes_running(launch_dir) == []
 
 
 @linux_only
-def test_a_python_error_in_a_rank_is_raised_with_its_log_line(monkeypatch):
+def test_a_python_error_in_a_rank_is_raised_with_its_log_line(monkeypatch, launch_dir):
     monkeypatch.setenv(FAULT_ENV, "1:raise:start")
     with pytest.raises(RuntimeError, match=r"^rank 1 \(exit code 1\) failed, so torchrun stopped every "
                                            r"rank; no restart left \(max_restarts=0\)") as info:
         launch(2, "lora", steps=1, global_batch=8, max_restarts=0, timeout_s=120)
     why = f"rank 1 log: RuntimeError: rank 1 failed on purpose ({FAULT_ENV}=1:raise:start)"
     assert str(info.value).endswith(why)
-    assert processes_running("lora_lab.lab.ddp.rank") == []
+    assert processes_running(launch_dir) == []
 
 
 @linux_only
-def test_a_crash_with_no_restart_left_is_an_error_with_the_rank_log(monkeypatch):
+def test_a_crash_with_no_restart_left_is_an_error_with_the_rank_log(monkeypatch, launch_dir):
     monkeypatch.setenv(FAULT_ENV, "1:abort:start")
     with pytest.raises(RuntimeError, match=r"^rank 1 \(exit code -6, SIGABRT\) failed, so torchrun stopped "
                                            r"every rank; no restart left \(max_restarts=0\)\n") as info:
         launch(2, "lora", steps=1, global_batch=8, max_restarts=0, timeout_s=120)
     assert f"rank 1 log: rank 1 aborts on purpose ({FAULT_ENV}=1:abort:start)" in str(info.value)
-    assert processes_running("lora_lab.lab.ddp.rank") == []
+    assert processes_running(launch_dir) == []
 
 
 @linux_only
-def test_a_timeout_stops_every_process():
+def test_a_timeout_stops_every_process(launch_dir):
     with pytest.raises(TimeoutError, match=r"within timeout_s=0.5 s; it and its ranks were stopped"):
         launch(2, "lora", steps=1, global_batch=8, timeout_s=0.5)  # not even time to import torch
-    assert processes_running("lora_lab.lab.ddp.rank") == []
+    assert processes_running(launch_dir) == []
 
 
 def test_command_line_prints_the_table_and_the_torchrun_command(capsys):

@@ -5,11 +5,13 @@ floors below it (tests/test_layout.py reads the import graph and fails on an upw
 
 - `_checks`: argument checks and their messages, shared by every floor.
 - `maths`: NumPy and arithmetic — `lowrank`, `subspace`, `shapes`, `budget`, `variant_budget`,
-  `scale`, `nf4`, `paper` (the paper's reported tables, as data).
+  `scale`, `nf4`, `paper` (the paper's reported tables, as data), `intruders` (intruder
+  dimensions), `sweep` (the best rate of a sweep).
 - `lora`: LoRA in torch — `layer` (`LoRALinear`), `fused`, `attention`, `inject`, `variants`,
-  `adapters`, `peft`, `peft_variants`, `trace`, `deploy`.
+  `adapters`, `adapter_spec`, `peft_export`, `peft`, `peft_variants`, `trace`, `deploy`.
 - `lab`: the experiments — `cache`, `data`, `models`, `train`, `runs`, `readouts`, `ablations`,
-  `planted`, `intrinsic`, `random_subspace`, `llm`, `ddp` (`launcher`, `rank`).
+  `planted`, `intrinsic`, `random_subspace`, `step_cost`, `since2021`, `llm`, `ddp`
+  (`launcher`, `torchrun`, `rank`).
 - `views`: figures and controls that take results and draw — `plots`, `widgets`.
 - `course`: what only a course needs — `notebook` (`setup_notebook`), `exercises`,
   `assignments`, `figures`, `cli` (`python -m lora_lab`, through `__main__`).

@@ -38,8 +38,18 @@ FORWARD_MISTAKES = [
 ]
 
 
-def check_lora_forward(fn, show: bool = True) -> CheckResult:
-    """`fn(x, W0, A, B, alpha)` must return x W0ᵀ + (α/r)(x Aᵀ)Bᵀ without forming B @ A.
+def _forward_hidden() -> list[Case]:
+    cases = []
+    for i, (lead, d_in, d_out, r, alpha) in enumerate([((4,), 5, 11, 2, 3.0), ((2, 2), 9, 6, 4, 0.5)]):
+        x, W, A, B = _tensors(30 + i, (*lead, d_in), (d_out, d_in), (r, d_in), (d_out, r))
+        label = f"x {tuple(x.shape)}, r={r}, α={alpha:g}"
+        cases.append(Case(label, (x, W, A, B, alpha), _forward(x, W, A, B, alpha)))
+    return cases
+
+
+def check_lora_forward(fn, show: bool = True, hidden: bool = False) -> CheckResult:
+    """`fn(x, W0, A, B, alpha)` must return x W0ᵀ + (α/r)(x Aᵀ)Bᵀ without forming B @ A;
+    `hidden=True` adds the grade cell's hidden cases.
 
     Shapes: x (..., d_in), W0 (d_out, d_in), A (r, d_in), B (d_out, r) -> (..., d_out).
     """
@@ -51,7 +61,8 @@ def check_lora_forward(fn, show: bool = True) -> CheckResult:
                           _forward(x, W, A, B, alpha)))
     x, W, A, B = _tensors(9, (2, 3, 5), (4, 5), (2, 5), (4, 2))
     cases.append(Case("x (2, 3, 5): leading batch dimensions", (x, W, A, B, 2.0), _forward(x, W, A, B, 2.0)))
-    result = run_cases("lora_forward", fn, cases, FORWARD_MISTAKES, show=False)
+    result = run_cases("lora_forward", fn, cases, FORWARD_MISTAKES, show=False,
+                       hidden=_forward_hidden() if hidden else ())
     if result.passed:
         x, W, A, B = _tensors(0, (5, 6), (4, 6), (2, 6), (4, 2))
         if creates_shape(lambda: fn(x, W, A, B, 4.0), (4, 6)):
@@ -116,15 +127,18 @@ MERGE_MISTAKES = [
 ]
 
 
-def check_merge(fn, show: bool = True) -> CheckResult:
-    """`fn(W0, A, B, alpha)` must return a new W0 + (α/r)·B @ A and leave W0 unchanged."""
+def check_merge(fn, show: bool = True, hidden: bool = False) -> CheckResult:
+    """`fn(W0, A, B, alpha)` must return a new W0 + (α/r)·B @ A and leave W0 unchanged;
+    `hidden=True` adds the grade cell's hidden cases."""
     shapes = [(4, 6, 2, 4.0), (8, 8, 1, 1.0), (9, 3, 3, 16.0)]
+    more = [(5, 7, 4, 2.5), (3, 12, 2, 32.0)] if hidden else []
     cases = []
-    for i, (d_out, d_in, r, alpha) in enumerate(shapes):
+    for i, (d_out, d_in, r, alpha) in enumerate(shapes + more):
         W, A, B = _tensors(10 + i, (d_out, d_in), (r, d_in), (d_out, r))
         label = f"W0 {(d_out, d_in)}, r={r}, α={alpha:g}"
         cases.append(Case(label, (W, A, B, alpha), _merge(W, A, B, alpha)))
-    result = run_cases("merge", fn, cases, MERGE_MISTAKES, show=False)
+    n = len(shapes)
+    result = run_cases("merge", fn, cases[:n], MERGE_MISTAKES, show=False, hidden=cases[n:])
     if result.passed:
         W, A, B = _tensors(20, (4, 6), (2, 6), (4, 2))
         before = W.clone()
@@ -152,9 +166,12 @@ COUNT_MISTAKES = [
 ]
 
 
-def check_param_counts(fn, show: bool = True) -> CheckResult:
-    """`fn(d_in, d_out, r)` -> (full fine-tuning W0 + bias, LoRA A + B + bias) as the notes count."""
+def check_param_counts(fn, show: bool = True, hidden: bool = False) -> CheckResult:
+    """`fn(d_in, d_out, r)` -> (full fine-tuning W0 + bias, LoRA A + B + bias) as the notes count;
+    `hidden=True` adds the grade cell's hidden cases."""
     shapes = [(1024, 1024, 4), (768, 3072, 8), (64, 32, 1), (12288, 12288, 4)]
+    more = [(10, 3, 2), (4096, 11008, 16), (5, 5, 5)] if hidden else []
     cases = [Case(f"d_in={i}, d_out={o}, r={r}", (i, o, r), _counts(i, o, r)) for i, o, r in shapes]
-    return run_cases("param_counts", fn, cases, COUNT_MISTAKES, show=show)
+    extra = [Case(f"d_in={i}, d_out={o}, r={r}", (i, o, r), _counts(i, o, r)) for i, o, r in more]
+    return run_cases("param_counts", fn, cases, COUNT_MISTAKES, show=show, hidden=extra)
 

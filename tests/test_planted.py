@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from lora_lab.course.figures import registry  # noqa: E402
+from lora_lab.course.figures import TRAINED, registry  # noqa: E402
 from lora_lab.lab.planted import (  # noqa: E402
     SCALING_RULES,
     eckart_young_floor,
@@ -18,7 +18,6 @@ from lora_lab.lab.planted import (  # noqa: E402
     update_size,
 )
 from lora_lab.views.plots.layers import (  # noqa: E402
-    FIGURES,
     plot_rank_sweep,
     plot_scaling_vs_rank,
     scaling_factors,
@@ -90,7 +89,8 @@ def test_plots_return_figures(task):
     fig, ax = plot_rank_sweep({1: 0.1, 2: 1e-6}, {1: 0.1, 2: 0.0}, r_true=2)
     assert len(ax.lines) == 3 and "r* = 2" in ax.get_legend_handles_labels()[1][-1]
     plt.close(fig)
-    assert set(FIGURES) <= set(registry())
+    recipes = {"lora_linear_alpha_over_r.png", "lora_linear_rank_vs_loss.png"}
+    assert recipes <= set(TRAINED) and recipes <= set(registry())
 
 
 @pytest.mark.parametrize(("call", "error", "match"), [

@@ -10,12 +10,30 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lora_lab.views.plots import attention, budget, deploy, layers, lora_diagram, lowrank, variants
+from lora_lab.views.plots import attention, budget, deploy, lora_diagram, lowrank, variants
 
-#: the views modules with a `FIGURES` dict. Their recipes draw from arithmetic or an untrained
-#: model, except `layers`' (a planted toy trained in about a second; tests/test_planted.py imports
-#: them from there)
-VIEWS = (attention, budget, deploy, layers, lora_diagram, lowrank, variants)
+#: the views modules with a `FIGURES` dict: their recipes draw from arithmetic or an untrained model
+VIEWS = (attention, budget, deploy, lora_diagram, lowrank, variants)
+
+
+def alpha_over_r_figure():
+    """The α/r figure of notebook 03 (d = 64, planted r* = 8, 10 Adam steps per rank and rule)."""
+    from lora_lab.lab.planted import SCALING_RULES, planted_task, update_size
+    from lora_lab.views.plots.layers import SCALING_RANKS, plot_scaling_vs_rank
+
+    task = planted_task(d=64, r_true=8)
+    return plot_scaling_vs_rank({rule: update_size(task, SCALING_RANKS, rule) for rule in SCALING_RULES})
+
+
+def rank_sweep_figure():
+    """Notebook 03's loss against LoRA rank (d = 32, r* = 4, ranks 1…16, 120 Adam steps each)."""
+    from lora_lab.lab.planted import eckart_young_floor, planted_task, rank_sweep
+    from lora_lab.views.plots.layers import SWEEP_RANKS, plot_rank_sweep
+
+    task = planted_task(d=32, r_true=4)
+    losses = rank_sweep(task, SWEEP_RANKS, lr=0.03, steps=120)
+    floors = {r: eckart_young_floor(task, r) for r in SWEEP_RANKS}
+    return plot_rank_sweep(losses, floors, r_true=4)
 
 
 def _methods():
@@ -86,6 +104,8 @@ def _intrinsic_dimension():
 
 #: the recipes that train or load
 TRAINED = {
+    "lora_linear_alpha_over_r.png": alpha_over_r_figure,
+    "lora_linear_rank_vs_loss.png": rank_sweep_figure,
     "experiments_methods.png": _methods,
     "experiments_rank.png": _rank,
     "experiments_weight_types.png": _weight_types,

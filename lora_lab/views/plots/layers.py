@@ -7,8 +7,9 @@ import math
 import matplotlib.pyplot as plt
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
-from lora_lab.lab.planted import SCALING_RULES, eckart_young_floor, planted_task, rank_sweep, update_size
+from lora_lab.lab.planted import SCALING_RULES
 
+#: the ranks notebook 03 draws: the α/r figure's, and the loss-against-rank sweep's
 SCALING_RANKS = (1, 2, 4, 8, 16, 32, 64)
 SWEEP_RANKS = tuple(range(1, 17))
 
@@ -61,24 +62,3 @@ def plot_rank_sweep(losses: dict[int, float], floors: dict[int, float], r_true: 
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig, ax
-
-
-def alpha_over_r_figure():
-    """The α/r figure as the notebook draws it (d = 64, planted r* = 8, 10 Adam steps)."""
-    task = planted_task(d=64, r_true=8)
-    sizes = {rule: update_size(task, SCALING_RANKS, rule) for rule in SCALING_RULES}
-    return plot_scaling_vs_rank(sizes)
-
-
-def rank_sweep_figure():
-    """The loss-against-rank figure as the notebook draws it (d = 32, r* = 4, ranks 1…16)."""
-    task = planted_task(d=32, r_true=4)
-    losses = rank_sweep(task, SWEEP_RANKS, lr=0.03, steps=120)
-    floors = {r: eckart_young_floor(task, r) for r in SWEEP_RANKS}
-    return plot_rank_sweep(losses, floors, r_true=4)
-
-
-FIGURES = {
-    "lora_linear_alpha_over_r.png": alpha_over_r_figure,
-    "lora_linear_rank_vs_loss.png": rank_sweep_figure,
-}

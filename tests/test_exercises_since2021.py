@@ -79,3 +79,58 @@ def test_lora_plus_groups_accepts_the_reference_and_rejects_known_mistakes(capsy
 
     assert "trains but is in no group" in check_lora_plus_groups(head_forgotten).message
     assert check_lora_plus_groups(_stub).message.endswith(NOT_DONE)
+
+
+# --- the grade cells' hidden cases -------------------------------------------------------------
+
+def test_hidden_cases_pass_the_reference_and_count_in_the_score(capsys):
+    for check, fn, visible, total in ((check_lr_ratio, _ratio, 3, 7), (check_count_intruders, _count, 4, 8),
+                                      (check_lora_plus_groups, _groups, 2, 4)):
+        shown, graded = check(fn), check(fn, hidden=True)
+        assert shown.passed and (shown.total, shown.hidden) == (visible, 0)
+        assert graded.passed and (graded.cases, graded.total) == (total, total)
+        assert graded.hidden == total - visible
+        assert graded.message.endswith(f"{total}/{total} cases ({total - visible} hidden)")
+
+
+def test_hidden_cases_catch_answers_that_fit_only_the_visible_ones(capsys):
+    never_below_one = check_lr_ratio(lambda fl, fs, ll, ls: max(1.0, _ratio(fl, fs, ll, ls)), hidden=True)
+    assert check_lr_ratio(lambda fl, fs, ll, ls: max(1.0, _ratio(fl, fs, ll, ls))).passed
+    assert not never_below_one.passed and "hidden case LoRA's best below full's" in never_below_one.message
+    assert never_below_one.cases == 6 and never_below_one.fraction == 6 / 7
+
+    def only_this_shape(W0, W, k, eps):
+        return _count(W0, W, k, eps) if W.shape == (12, 10) else 0
+
+    assert check_count_intruders(only_this_shape).passed
+    shape_cheat = check_count_intruders(only_this_shape, hidden=True)
+    assert not shape_cheat.passed and "hidden case three planted, W0 (20, 8)" in shape_cheat.message
+
+    def by_name_only(model, lr, ratio):  # ignores requires_grad: right only when every LoRA factor trains
+        b = [p for n, p in model.named_parameters() if "lora_B" in n]
+        rest = [p for n, p in model.named_parameters() if "lora_A" in n or n.startswith("head")]
+        return [{"params": b, "lr": lr * ratio}, {"params": rest, "lr": lr}]
+
+    assert check_lora_plus_groups(by_name_only).passed
+    names = check_lora_plus_groups(by_name_only, hidden=True)
+    assert not names.passed and "hidden case nested blocks" in names.message
+    assert "frozen parameters" in names.message
+    assert (names.cases, names.total) == (3, 4)
+
+
+def test_checkers_turn_a_learners_mistake_into_a_message(capsys):
+    assert "NaN" in check_lr_ratio(lambda *a: float("nan")).message
+    assert "expected shape ()" in check_count_intruders(lambda W0, W, k, eps: np.zeros(k)).message
+    unreadable = check_lora_plus_groups(lambda m, lr, ratio: [{"params": list(m.parameters()), "lr": "fast"}])
+    assert "could not be read" in unreadable.message and unreadable.cases == 0
+    assert "not one tensor" in check_lora_plus_groups(
+        lambda m, lr, ratio: [{"params": next(m.parameters()), "lr": lr}]).message
+    assert "list of dicts" in check_lora_plus_groups(lambda m, lr, ratio: None).message
+    assert check_lora_plus_groups(_stub, hidden=True).message == f"✗ lora_plus_groups: {NOT_DONE}"
+
+
+def test_show_false_prints_nothing(capsys):
+    check_lr_ratio(_ratio, show=False, hidden=True)
+    check_count_intruders(_count, show=False)
+    check_lora_plus_groups(_groups, show=False, hidden=True)
+    assert capsys.readouterr().out == ""

@@ -1,5 +1,6 @@
 """Checkers for `12_since_2021`: the learning-rate ratio of two sweeps, counting intruder
-dimensions, and LoRA+'s optimizer groups."""
+dimensions, and LoRA+'s optimizer groups. Each takes `hidden=True` in its grade cell's hidden
+region: more cases, of other shapes and sizes, that the student copy does not show."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lora_lab.course.exercises import NOT_DONE, Case, CheckResult, Mistake, run_cases
+from lora_lab.course.exercises import NOT_DONE, Case, CheckResult, Mistake, grading, run_cases
 from lora_lab.lora.inject import add_lora
 from lora_lab.maths.intruders import intruders
 
@@ -28,10 +29,24 @@ _SWEEPS = [  # (full rates, their losses, LoRA rates, their losses): made-up swe
 ]
 
 
-def check_lr_ratio(fn) -> CheckResult:
+_NAN = float("nan")
+_HIDDEN_SWEEPS = [  # (label, sweep): other grid lengths, NumPy arrays, a ratio below 1, many NaNs
+    ("LoRA's best below full's", ((1e-2, 2e-2, 4e-2, 8e-2), (0.8, 0.4, 0.3, 0.5), (5e-3, 1e-2, 2e-2),
+                                  (0.2, 0.3, 0.5))),
+    ("arrays, grids of 5 and 2 rates", (np.array([1e-4, 3e-4, 1e-3, 3e-3, 1e-2]),
+                                        np.array([0.31, 0.3, 0.5, _NAN, _NAN]), np.array([1e-3, 1e-2]),
+                                        np.array([0.7, 0.2]))),
+    ("all but one LoRA run diverged", ((1e-3, 1e-2), (0.5, 0.6), (1e-2, 1e-1, 1.0), (_NAN, 0.9, _NAN))),
+    ("lists, best at the first rate", ([3e-4, 6e-4, 1.2e-3], [0.1, 0.2, 0.3], [3e-3, 6e-3], [0.4, 0.5])),
+]
+
+
+def check_lr_ratio(fn, show: bool = True, hidden: bool = False) -> CheckResult:
     """`fn(full_lrs, full_losses, lora_lrs, lora_losses)` -> best LoRA rate / best full rate, each
-    the rate of lowest loss on its grid; a NaN loss (a diverged run) is the worst."""
+    the rate of lowest loss on its grid; a NaN loss (a diverged run) is the worst.
+    `hidden=True` adds the grade cell's hidden cases."""
     cases = [Case(f"sweep {i + 1}", sweep, _ratio(*sweep)) for i, sweep in enumerate(_SWEEPS)]
+    more = [Case(label, sweep, _ratio(*sweep)) for label, sweep in _HIDDEN_SWEEPS] if hidden else []
     mistakes = [
         Mistake(lambda fl, fs, ll, ls: 1.0 / _ratio(fl, fs, ll, ls),
                 "that is full / LoRA: the question is how many times larger LoRA's best rate is"),
@@ -42,7 +57,7 @@ def check_lr_ratio(fn) -> CheckResult:
         Mistake(lambda fl, fs, ll, ls: float(np.argmin(ls) / max(np.argmin(fs), 1)),
                 "divide the learning rates at the best positions, not the positions themselves"),
     ]
-    return run_cases("lr_ratio", fn, cases, mistakes)
+    return run_cases("lr_ratio", fn, cases, mistakes, show=show, hidden=more)
 
 
 def _planted(seed, d_out=12, d_in=10, strength=40.0, n_new=1):
@@ -77,9 +92,23 @@ def _intruder_cases() -> list[Case]:
             Case("two planted, k=1, ε=0.9", (W0b, Wb, 1, 0.9), len(intruders(W0b, Wb, 1, 0.9)))]
 
 
-def check_count_intruders(fn) -> CheckResult:
+def _hidden_intruder_cases() -> list[Case]:
+    """Other shapes and thresholds; W0 rotated on its input side keeps every output direction."""
+    W0, W = _planted(3, d_out=20, d_in=8, n_new=3)
+    W0w, Ww = _planted(5, strength=0.5)  # a weak new direction, far down the ranking
+    W0r, _ = _planted(4)
+    R, _ = np.linalg.qr(np.random.default_rng(6).normal(size=(W0r.shape[1],) * 2))
+    cases = [("three planted, W0 (20, 8), k=4, ε=0.5", (W0, W, 4, 0.5)),
+             ("three planted, k=8, ε=0.3", (W0, W, 8, 0.3)),
+             ("a weak new direction, k=3, ε=0.5", (W0w, Ww, 3, 0.5)),
+             ("W = W0 @ R (every weight moved, no new output direction), k=6", (W0r, W0r @ R, 6, 0.5))]
+    return [Case(label, args, len(intruders(*args))) for label, args in cases]
+
+
+def check_count_intruders(fn, show: bool = True, hidden: bool = False) -> CheckResult:
     """`fn(W0, W, k, eps)` -> how many of the top-k left singular vectors of W have a best |cosine|
-    below eps with every left singular vector of W0.  Shapes: W0, W (d_out, d_in)."""
+    below eps with every left singular vector of W0.  Shapes: W0, W (d_out, d_in).
+    `hidden=True` adds the grade cell's hidden cases."""
     mistakes = [
         Mistake(lambda W0, W, k, e: _count(W0, W, k, e, absolute=False),
                 "a singular vector's sign is arbitrary (u and -u are one direction): compare |cos|"),
@@ -93,7 +122,8 @@ def check_count_intruders(fn) -> CheckResult:
         Mistake(lambda W0, W, k, e: _count(W0, W, k, e, left=False),
                 "use the left singular vectors (columns of U: directions in the output space)"),
     ]
-    return run_cases("count_intruders", fn, _intruder_cases(), mistakes)
+    more = _hidden_intruder_cases() if hidden else []
+    return run_cases("count_intruders", fn, _intruder_cases(), mistakes, show=show, hidden=more)
 
 
 # ---- LoRA+: the optimizer's parameter groups -----------------------------------------------------
@@ -110,15 +140,32 @@ def _tiny_lora_model(seed: int = 0) -> nn.Module:
     return model
 
 
-def _rates_by_name(model: nn.Module, groups) -> dict[str, float] | str:
-    """name -> the learning rate the groups give it, or a message saying what is wrong."""
-    if not isinstance(groups, (list, tuple)) or not all(isinstance(g, dict) for g in groups):
-        return f"return a list of dicts like {{'params': [...], 'lr': ...}}, got {type(groups).__name__}"
-    names = {id(p): n for n, p in model.named_parameters()}
+def _nested_lora_model(seed: int = 1) -> nn.Module:
+    """Two blocks with LoRA on q_proj and v_proj, an MLP layer and the head frozen, and block 0's
+    q_proj adapter frozen as well: the groups must follow requires_grad, not the names alone."""
+    torch.manual_seed(seed)
+    blocks = [nn.ModuleDict({"q_proj": nn.Linear(5, 5), "v_proj": nn.Linear(5, 5), "fc": nn.Linear(5, 5)})
+              for _ in range(2)]
+    model = nn.ModuleDict({"blocks": nn.ModuleList(blocks), "head": nn.Linear(5, 2)})
+    add_lora(model, ["q_proj", "v_proj"], r=2, alpha=4.0)
+    model["blocks"][0]["q_proj"].requires_grad_(False)
+    return model
+
+
+#: (label, the model to group, lr, ratio): the visible cases, then the grade cell's hidden ones
+_PLUS_VISIBLE = [("q_proj, v_proj and a head", _tiny_lora_model, 1e-3, 16.0),
+                 ("the same model", _tiny_lora_model, 2e-4, 4.0)]
+_PLUS_HIDDEN = [("nested blocks, head frozen, one adapter frozen", _nested_lora_model, 5e-4, 8.0),
+                ("ratio 1: one rate for every parameter", _tiny_lora_model, 3e-3, 1.0)]
+
+
+def _group_rates(names: dict[int, str], groups) -> dict[str, float] | str:
     rates: dict[str, float] = {}
     for g in groups:
         if "params" not in g or "lr" not in g:
             return "every group needs a 'params' list and an 'lr'"
+        if isinstance(g["params"], torch.Tensor):
+            return "'params' must be a list of parameters, not one tensor: wrap it in [...]"
         for p in g["params"]:
             if id(p) not in names:
                 return "a group holds a tensor that is not a parameter of the model"
@@ -128,10 +175,20 @@ def _rates_by_name(model: nn.Module, groups) -> dict[str, float] | str:
     return rates
 
 
-def _lora_plus_problem(fn, lr: float, ratio: float) -> str | None:
-    model = _tiny_lora_model()
+def _rates_by_name(model: nn.Module, groups) -> dict[str, float] | str:
+    """name -> the learning rate the groups give it, or a message saying what is wrong."""
+    if not isinstance(groups, (list, tuple)) or not all(isinstance(g, dict) for g in groups):
+        return f"return a list of dicts like {{'params': [...], 'lr': ...}}, got {type(groups).__name__}"
     try:
-        groups = fn(model, lr, ratio)
+        return _group_rates({id(p): n for n, p in model.named_parameters()}, groups)
+    except (TypeError, ValueError) as exc:  # e.g. an lr that is not a number, params not iterable
+        return f"the groups could not be read ({type(exc).__name__}: {exc})"
+
+
+def _lora_plus_problem(fn, model: nn.Module, lr: float, ratio: float) -> str | None:
+    try:
+        with grading.quiet():
+            groups = fn(model, lr, ratio)
     except NotImplementedError:
         return NOT_DONE
     except Exception as exc:  # a learner's bug becomes a message
@@ -154,16 +211,21 @@ def _lora_plus_problem(fn, lr: float, ratio: float) -> str | None:
     return None
 
 
-def check_lora_plus_groups(fn) -> CheckResult:
+def check_lora_plus_groups(fn, show: bool = True, hidden: bool = False) -> CheckResult:
     """`fn(model, lr, ratio)` -> optimizer groups: every trainable lora_B at lr·ratio, every other
-    trainable parameter at lr, frozen ones left out."""
-    settings = [(1e-3, 16.0), (2e-4, 4.0)]
-    for lr, ratio in settings:
-        problem = _lora_plus_problem(fn, lr, ratio)
-        if problem is not None:
-            message = f"✗ lora_plus_groups: {problem}"
-            print(message)
-            return CheckResult("lora_plus_groups", False, 0, len(settings), message)
-    message = f"✓ lora_plus_groups: {len(settings)}/{len(settings)} cases"
-    print(message)
-    return CheckResult("lora_plus_groups", True, len(settings), len(settings), message)
+    trainable parameter at lr, frozen ones left out. `hidden=True` adds the hidden cases."""
+    settings = _PLUS_VISIBLE + (_PLUS_HIDDEN if hidden else [])
+    passed, first = 0, None
+    for i, (label, build, lr, ratio) in enumerate(settings):
+        problem = _lora_plus_problem(fn, build(), lr, ratio)
+        if problem is None:
+            passed += 1
+        elif first is None:
+            kind = "hidden case" if i >= len(_PLUS_VISIBLE) else "case"
+            first = problem if problem == NOT_DONE else f"{kind} {label}: {problem}"
+    n_hidden = len(settings) - len(_PLUS_VISIBLE)
+    detail = first or f"{passed}/{len(settings)} cases" + (f" ({n_hidden} hidden)" if n_hidden else "")
+    message = f"{'✗' if first else '✓'} lora_plus_groups: {detail}"
+    if show:
+        print(message)
+    return CheckResult("lora_plus_groups", first is None, passed, len(settings), message, n_hidden)

@@ -5,6 +5,8 @@
 `cached_run`: every run of the course, LoRA's variants included, one session memo and one disk
 cache), `readouts` (what notebooks read from runs), `ablations`, `planted` (the planted-rank
 toy), `intrinsic` (intrinsic dimension of an MLP), `random_subspace` (training in a random
-subspace), `llm` (the capstone's SmolLM2), `ddp` (`launcher` starts the ranks through torchrun, `torchrun` builds its command line, `rank` is one rank).
+subspace), `step_cost` (a step's FLOPs and saved bytes), `since2021` (notebook 12), `llm` (the
+capstone's SmolLM2), `ddp` (`launcher` starts the ranks through torchrun, `torchrun` builds its
+command line, `rank` is one rank).
 Imports only `lora`, `maths` and `_checks`.
 """

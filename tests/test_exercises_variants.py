@@ -149,3 +149,42 @@ def test_unfinished_and_crashing_answers_become_messages(checker, capsys):
     result = checker(lambda *args: 1 / 0)
     assert not result.passed and "ZeroDivisionError" in result.message
     assert "expected a function" in checker(3).message or not checker(3).passed
+
+
+def _lora_scaling(a, r, rs):
+    return a / math.sqrt(r) if rs else a / r
+
+
+@pytest.mark.parametrize(("checker", "reference"), [
+    (check_lora_scaling, _lora_scaling),
+    (check_dora_weight, _dora),
+    (check_pissa_init, _pissa),
+    (check_quantize_block, _quantize),
+])
+def test_hidden_cases_accept_the_reference(checker, reference):
+    visible, hidden = checker(reference), checker(reference, hidden=True)
+    assert hidden.passed and hidden.hidden > 0 and hidden.total == visible.total + hidden.hidden
+
+
+def _special(visible_only, fallback):
+    """An answer right on the visible cases only, by remembering their first argument's shape or value."""
+    return lambda *args: visible_only(*args) if fallback(*args) else 0.0 * visible_only(*args)
+
+
+@pytest.mark.parametrize(("checker", "fn"), [
+    (check_lora_scaling, lambda a, r, rs: _lora_scaling(a, r, rs) if a in (16.0, 8.0, 32.0, 1.0) else 1.0),
+    (check_dora_weight, _special(_dora, lambda W0, *rest: tuple(W0.shape) in ((5, 5), (6, 4), (3, 7)))),
+    (check_pissa_init, lambda W0, r, s: _pissa(W0, r, s) if tuple(W0.shape) in ((6, 8), (8, 5), (6, 6))
+     else _pissa_no_residual(W0, r, s)),
+    (check_quantize_block, _special(_quantize, lambda w, lv: w.numel() in (64, 16, 4))),
+])
+def test_hidden_cases_catch_an_answer_special_cased_to_the_visible_ones(checker, fn, capsys):
+    assert checker(fn).passed
+    result = checker(fn, hidden=True)
+    assert not result.passed and "hidden case" in result.message, result.message
+    assert 0 < result.cases < result.total
+
+
+def test_pissa_shape_problem_counts_the_hidden_cases_too(capsys):
+    result = check_pissa_init(_stub, hidden=True)
+    assert result.total == 5 and result.hidden == 2 and result.cases == 0 and NOT_DONE in result.message

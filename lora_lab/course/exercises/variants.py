@@ -1,4 +1,5 @@
-"""Checkers for notebook 10: rsLoRA's scaling, DoRA's weight, PiSSA's init and NF4 rounding."""
+"""Checkers for notebook 10: rsLoRA's scaling, DoRA's weight, PiSSA's init and NF4 rounding.
+Each takes `hidden=True` for its grade cell's hidden cases."""
 
 from __future__ import annotations
 
@@ -11,18 +12,25 @@ from lora_lab.course.exercises import NOT_DONE, Case, CheckResult, Mistake, run_
 from lora_lab.maths.nf4 import nf4_levels
 
 
-def check_lora_scaling(fn) -> CheckResult:
-    """`fn(alpha, r, rslora)`: the LoRA path's multiplier, α/r, or α/√r when `rslora`."""
-    settings = [(16.0, 4, True), (8.0, 64, True), (8.0, 4, False), (32.0, 16, True), (1.0, 1, True)]
-    cases = [Case(f"alpha={a:g}, r={r}, rslora={rs}", (a, r, rs), a / math.sqrt(r) if rs else a / r)
-             for a, r, rs in settings]
+def _scaling_cases(settings) -> list[Case]:
+    return [Case(f"alpha={a:g}, r={r}, rslora={rs}", (a, r, rs), a / math.sqrt(r) if rs else a / r)
+            for a, r, rs in settings]
+
+
+def check_lora_scaling(fn, hidden: bool = False) -> CheckResult:
+    """`fn(alpha, r, rslora)`: the LoRA path's multiplier, α/r, or α/√r when `rslora`.
+    `hidden=True` adds the grade cell's hidden cases (other α and r, both rules)."""
+    cases = _scaling_cases([(16.0, 4, True), (8.0, 64, True), (8.0, 4, False), (32.0, 16, True),
+                            (1.0, 1, True)])
+    more = _scaling_cases([(12.0, 9, True), (5.0, 10, False), (3.0, 2, True), (64.0, 128, False)]
+                          if hidden else [])
     mistakes = [
         Mistake(lambda a, r, rs: a / r, "with rslora=True the divisor is √r, not r"),
         Mistake(lambda a, r, rs: a * math.sqrt(r) if rs else a / r, "rsLoRA divides α by √r; you multiplied"),
         Mistake(lambda a, r, rs: math.sqrt(a / r) if rs else a / r, "only r goes under the root: α/√r"),
         Mistake(lambda a, r, rs: a / math.sqrt(r), "without rslora the scaling stays the paper's α/r"),
     ]
-    return run_cases("lora_scaling", fn, cases, mistakes)
+    return run_cases("lora_scaling", fn, cases, mistakes, hidden=more)
 
 
 def _dora_reference(W0, A, B, m, s, dim=1):
@@ -30,19 +38,22 @@ def _dora_reference(W0, A, B, m, s, dim=1):
     return m[:, None] * V / torch.linalg.norm(V, dim=dim, keepdim=True)
 
 
-def _dora_cases() -> list[Case]:
-    gen = torch.Generator().manual_seed(0)
+def _dora_cases(shapes, seed: int = 0) -> list[Case]:
+    gen = torch.Generator().manual_seed(seed)
     cases = []
-    for d_out, d_in, r, s in [(5, 5, 2, 2.0), (6, 4, 2, 0.5), (3, 7, 1, 1.0)]:  # square first: see mistakes
+    for d_out, d_in, r, s in shapes:
         args = (torch.randn(d_out, d_in, generator=gen), torch.randn(r, d_in, generator=gen),
                 torch.randn(d_out, r, generator=gen), torch.rand(d_out, generator=gen) + 0.5, s)
         cases.append(Case(f"W0 ({d_out}, {d_in}), r={r}, s={s}", args, _dora_reference(*args)))
     return cases
 
 
-def check_dora_weight(fn) -> CheckResult:
+def check_dora_weight(fn, hidden: bool = False) -> CheckResult:
     """`fn(W0, A, B, m, s)`: DoRA's weight m ⊙ (W0 + s·BA) / ‖W0 + s·BA‖, norm per output row.
-    Shapes: W0 (d_out, d_in), A (r, d_in), B (d_out, r), m (d_out,) -> (d_out, d_in)."""
+    Shapes: W0 (d_out, d_in), A (r, d_in), B (d_out, r), m (d_out,) -> (d_out, d_in).
+    `hidden=True` adds the grade cell's hidden cases (wide and tall weights, larger r)."""
+    cases = _dora_cases([(5, 5, 2, 2.0), (6, 4, 2, 0.5), (3, 7, 1, 1.0)])  # square first: see mistakes
+    more = _dora_cases([(4, 9, 3, 0.25), (8, 3, 3, 4.0)], seed=1) if hidden else []
     mistakes = [
         Mistake(lambda W0, A, B, m, s: m[:, None] * (W0 + s * B @ A) / (W0 + s * B @ A).norm(dim=0),
                 "the norm is per output row (dim=1 of a (d_out, d_in) weight), one per entry of m; the "
@@ -57,7 +68,7 @@ def check_dora_weight(fn) -> CheckResult:
         Mistake(lambda W0, A, B, m, s: m[:, None] * W0 / W0.norm(dim=1, keepdim=True) + s * B @ A,
                 "normalise the updated weight W0 + s·BA, not W0 alone"),
     ]
-    return run_cases("dora_weight", fn, _dora_cases(), mistakes, rtol=1e-4, atol=1e-5)
+    return run_cases("dora_weight", fn, cases, mistakes, rtol=1e-4, atol=1e-5, hidden=more)
 
 
 def _pissa_reference(W0, r, s, smallest=False, split=True, divide=True):
@@ -97,20 +108,25 @@ def _shape_problem(fn, W0, r, s) -> str | None:
     return None
 
 
-def check_pissa_init(fn) -> CheckResult:
-    """`fn(W0, r, s)` -> (A, B, W_res): A = √(Σr/s) Vrᵀ, B = Ur √(Σr/s), W_res = W0 − s·BA.
-    Shapes: W0 (d_out, d_in) -> A (r, d_in), B (d_out, r), W_res (d_out, d_in)."""
-    gen = torch.Generator().manual_seed(0)
-    settings = [((6, 8), 2, 2.0), ((8, 5), 3, 0.5), ((6, 6), 1, 1.0)]
+def _pissa_cases(settings, seed: int = 0) -> list[Case]:
+    gen = torch.Generator().manual_seed(seed)
+    ref = _pissa_summary(lambda W0, r, s: _pissa_reference(W0, r, s))
     W0s = [torch.randn(shape, generator=gen, dtype=torch.float64) for shape, _, _ in settings]
-    problem = _shape_problem(fn, W0s[0], settings[0][1], settings[0][2])
+    return [Case(f"W0 {tuple(W0.shape)}, r={r}, s={s}", (W0, r, s), ref(W0, r, s))
+            for W0, (_, r, s) in zip(W0s, settings, strict=True)]
+
+
+def check_pissa_init(fn, hidden: bool = False) -> CheckResult:
+    """`fn(W0, r, s)` -> (A, B, W_res): A = √(Σr/s) Vrᵀ, B = Ur √(Σr/s), W_res = W0 − s·BA.
+    Shapes: W0 (d_out, d_in) -> A (r, d_in), B (d_out, r), W_res (d_out, d_in).
+    `hidden=True` adds the grade cell's hidden cases (other shapes, r up to min(d_out, d_in))."""
+    cases = _pissa_cases([((6, 8), 2, 2.0), ((8, 5), 3, 0.5), ((6, 6), 1, 1.0)])
+    more = _pissa_cases([((9, 4), 4, 0.25), ((5, 10), 3, 3.0)], seed=1) if hidden else []
+    problem = _shape_problem(fn, *cases[0].args)
     if problem is not None:
         message = f"✗ pissa_init: {problem}"
         print(message)
-        return CheckResult("pissa_init", False, 0, len(settings), message)
-    ref = _pissa_summary(lambda W0, r, s: _pissa_reference(W0, r, s))
-    cases = [Case(f"W0 {tuple(W0.shape)}, r={r}, s={s}", (W0, r, s), ref(W0, r, s))
-             for W0, (_, r, s) in zip(W0s, settings, strict=True)]
+        return CheckResult("pissa_init", False, 0, len(cases) + len(more), message, len(more))
     mistakes = [
         Mistake(_pissa_summary(lambda W0, r, s: _pissa_reference(W0, r, s, smallest=True)),
                 "you took the r smallest singular values; PiSSA trains the principal (largest) ones"),
@@ -121,7 +137,7 @@ def check_pissa_init(fn) -> CheckResult:
         Mistake(_pissa_summary(lambda W0, r, s: _pissa_reference(W0, r, s, split=False)),
                 "B A is right, but PiSSA splits √(Σ_r/s) between A and B so both start equally large"),
     ]
-    return run_cases("pissa_init", _pissa_summary(fn), cases, mistakes, rtol=1e-5, atol=1e-6)
+    return run_cases("pissa_init", _pissa_summary(fn), cases, mistakes, rtol=1e-5, atol=1e-6, hidden=more)
 
 
 def _nf4_reference(w, levels):
@@ -130,14 +146,24 @@ def _nf4_reference(w, levels):
     return levels[idx] * absmax
 
 
-def check_quantize_block(fn) -> CheckResult:
+def _block_cases(blocks, levels) -> list[Case]:
+    return [Case(f"block of {w.numel()} (absmax {w.abs().max():.3f})", (w, levels),
+                 _nf4_reference(w, levels)) for w in blocks]
+
+
+def check_quantize_block(fn, hidden: bool = False) -> CheckResult:
     """`fn(w, levels)`: one block rounded the absmax way: levels[nearest to w/absmax] · absmax.
-    Shapes: w (n,), levels (16,) sorted -> (n,)."""
+    Shapes: w (n,), levels (16,) sorted -> (n,). `hidden=True` adds the grade cell's hidden
+    cases (a block whose absmax is negative, a tiny scale, uniform int4 levels)."""
     gen, levels = torch.Generator().manual_seed(0), nf4_levels()
-    blocks = [torch.randn(64, generator=gen), 3.0 * torch.randn(16, generator=gen),
-              torch.tensor([0.5, -2.0, 0.1, 1.3])]
-    cases = [Case(f"block of {w.numel()} (absmax {w.abs().max():.3f})", (w, levels),
-                  _nf4_reference(w, levels)) for w in blocks]
+    cases = _block_cases([torch.randn(64, generator=gen), 3.0 * torch.randn(16, generator=gen),
+                          torch.tensor([0.5, -2.0, 0.1, 1.3])], levels)
+    more = []
+    if hidden:
+        gen = torch.Generator().manual_seed(1)
+        blocks = [torch.tensor([-3.0, 1.0, 0.2, -0.7, 2.9]), 1e-3 * torch.randn(32, generator=gen)]
+        more = (_block_cases(blocks, levels)
+                + _block_cases([torch.randn(24, generator=gen)], torch.linspace(-1.0, 1.0, 16)))
 
     def floor(w, lv):
         idx = (torch.searchsorted(lv, w / w.abs().max(), right=True) - 1).clamp(0, lv.numel() - 1)
@@ -152,4 +178,4 @@ def check_quantize_block(fn) -> CheckResult:
         Mistake(lambda w, lv: _nf4_reference(w, lv) / w.abs().max() * w.abs().mean(),
                 "the scale is the block's largest |w| (absmax), so the block fits in [-1, 1]"),
     ]
-    return run_cases("quantize_block", fn, cases, mistakes, rtol=1e-5, atol=1e-6)
+    return run_cases("quantize_block", fn, cases, mistakes, rtol=1e-5, atol=1e-6, hidden=more)

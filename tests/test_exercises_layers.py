@@ -152,3 +152,31 @@ def test_counts_accept_reference(capsys):
 def test_counts_reject_mistakes(fn, message):
     result = check_param_counts(fn, show=False)
     assert not result.passed and message in result.message
+
+
+# --- the grade cells' hidden cases -------------------------------------------------------------
+
+@pytest.mark.parametrize(("check", "ref", "visible", "hidden"), [
+    (check_lora_forward, forward_ref, 4, 2), (check_merge, merge_ref, 3, 2),
+    (check_param_counts, counts_ref, 4, 3),
+])
+def test_hidden_cases_run_after_the_visible_ones(check, ref, visible, hidden):
+    result = check(ref, show=False, hidden=True)
+    assert result.passed and result.total == visible + hidden and result.hidden == hidden
+
+
+def test_hidden_cases_catch_an_answer_that_special_cases_the_visible_ones():
+    seen = {(1024, 1024, 4), (768, 3072, 8), (64, 32, 1), (12288, 12288, 4)}
+
+    def cheat(d_in, d_out, r):
+        return counts_ref(d_in, d_out, r) if (d_in, d_out, r) in seen else (0, 0)
+
+    assert check_param_counts(cheat, show=False).passed
+    result = check_param_counts(cheat, show=False, hidden=True)
+    assert not result.passed and result.cases == 4 and result.total == 7
+
+    def cheat_forward(x, W, A, B, alpha):  # right only for the visible α values
+        return forward_ref(x, W, A, B, alpha if alpha in (4.0, 1.0, 16.0, 2.0) else 1.0)
+
+    assert check_lora_forward(cheat_forward, show=False).passed
+    assert not check_lora_forward(cheat_forward, show=False, hidden=True).passed

@@ -41,12 +41,12 @@ def _run(what: str, fn):
         raise Problem(f"{what} raised {type(exc).__name__}: {exc}") from exc
 
 
-def _param(layer, name: str, shape: tuple[int, int]) -> torch.Tensor:
+def _param(layer, name: str, shape: tuple[int, int], other: tuple[int, int] = ()) -> torch.Tensor:
     p = getattr(layer, name, None)
     if not isinstance(p, nn.Parameter):
         raise Problem(f"expected an nn.Parameter called `{name}`, got {type(p).__name__}")
     if tuple(p.shape) != shape:
-        swap = " — did you swap A and B?" if tuple(p.shape)[::-1] == shape else ""
+        swap = " — did you swap A and B?" if tuple(p.shape) in (shape[::-1], tuple(other)) else ""
         raise Problem(f"`{name}` must be {shape}, got {tuple(p.shape)}{swap}")
     return p
 
@@ -59,11 +59,20 @@ def _close(got, want, what: str, atol: float = 1e-5) -> None:
     if not torch.isfinite(got).all():
         raise Problem(f"{what}: the output holds NaN or inf — an uninitialised tensor (torch.empty)?")
     if not torch.allclose(got.detach().float(), want.detach().float(), rtol=1e-5, atol=atol):
-        ratio = (got.detach() / want.detach()).flatten()
-        hint = " — is the scaling α/r missing, or α used instead of α/r?" if want.abs().min() > 0 and \
-            torch.allclose(ratio, ratio[0].expand_as(ratio), rtol=1e-4) else ""
         raise Problem(f"{what}: values differ from the reference "
-                      f"(largest difference {(got - want).abs().max():.3g}){hint}")
+                      f"(largest difference {(got - want).abs().max():.3g})")
+
+
+def _scaled_path(got, ref, x) -> None:
+    """Explain a forward whose LoRA path is the reference's times a constant (α/r missing or wrong)."""
+    if not isinstance(got, torch.Tensor) or tuple(got.shape) != tuple(ref(x).shape):
+        return
+    with torch.no_grad():
+        mine, theirs = (got.detach() - ref.base(x)).flatten(), (ref(x) - ref.base(x)).flatten()
+        k = float(mine @ theirs / (theirs @ theirs))
+        if abs(k - 1) > 1e-3 and torch.allclose(mine, k * theirs, rtol=1e-4, atol=1e-6):
+            raise Problem(f"forward with a trained B: the LoRA path is {k:.4g}× the reference's — "
+                          f"is the scaling α/r (= {ref.scaling:g}) missing, or applied as α or r/α?")
 
 
 # --- the properties, in the order they are checked ------------------------------------------------
@@ -99,7 +108,9 @@ def _frozen(layer, base, A, B) -> None:
 
 
 def _forward_and_grads(layer, ref, x, A, B, names=("lora_A", "lora_B")) -> None:
-    _close(_run("your forward", lambda: layer(x)), ref(x), "forward with a trained B")
+    got = _run("your forward", lambda: layer(x))
+    _scaled_path(got, ref, x)
+    _close(got, ref(x), "forward with a trained B")
     g = torch.randn(*x.shape[:-1], ref.out_features, generator=torch.Generator().manual_seed(1))
     for m in (layer, ref):
         m.zero_grad()
@@ -166,7 +177,7 @@ def _lora_linear_size(cls, size, seed: int) -> int:
     layer = _run("your __init__", lambda: cls(base, r, alpha))
     if getattr(layer, "base", None) is not base:
         raise Problem("keep the wrapped layer as `self.base` (the very nn.Linear you were given)")
-    A, B = _param(layer, "lora_A", (r, d_in)), _param(layer, "lora_B", (d_out, r))
+    A, B = _param(layer, "lora_A", (r, d_in), (d_out, r)), _param(layer, "lora_B", (d_out, r), (r, d_in))
     steps = [lambda: _start(layer, reference_base, x, A, B, d_in), lambda: _frozen(layer, base, A, B),
              lambda: _trained(B, seed),
              lambda: _forward_and_grads(layer, _reference(reference_base, r, alpha, A.detach(), B.detach()),
@@ -187,15 +198,15 @@ def _steps(steps) -> int:
     return len(steps) + 1
 
 
-def _over_sizes(name: str, build_and_check, sizes, show: bool, hidden: int = 0) -> CheckResult:
-    cases, per = 0, None
+def _over_sizes(name: str, build_and_check, sizes, per: int, show: bool, hidden: int = 0) -> CheckResult:
+    """Check every size (`per` properties each); report the first failure and the cases passed."""
+    cases = 0
     for i, size in enumerate(sizes):
         try:
-            per = build_and_check(size, seed=i)
-            cases += per
+            cases += build_and_check(size, seed=i)
         except Problem as problem:
             done = getattr(problem, "passed", 0)
-            total = (per or 7) * len(sizes)
+            total = per * len(sizes)
             label = f"d_in={size[0]}, d_out={size[1]}, r={size[2]}, α={size[3]:g}"
             text = str(problem) if str(problem) == NOT_DONE else f"{label}: {problem}"
             return _result(name, False, cases + done, total, text, show, hidden)
@@ -216,6 +227,6 @@ def check_lora_linear(cls, show: bool = True, hidden: bool = False) -> CheckResu
     `lora_lab.lora.layer.LoRALinear`, gradients in A and B only, `merge()` / `unmerge()` guarded.
     `hidden=True` also checks the grade cell's hidden sizes."""
     sizes = VISIBLE + (HIDDEN if hidden else [])
-    return _over_sizes("lora_linear", lambda s, seed: _lora_linear_size(cls, s, seed), sizes, show,
+    return _over_sizes("lora_linear", lambda s, seed: _lora_linear_size(cls, s, seed), sizes, 7, show,
                        hidden=7 * len(HIDDEN) if hidden else 0)
 

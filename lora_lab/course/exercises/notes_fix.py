@@ -29,7 +29,7 @@ def _notes_size(cls, size, seed: int) -> int:
     torch.manual_seed(seed)
     x = torch.randn(*lead, d_in)
     layer = _run("your __init__", lambda: cls(d_in, d_out, r, alpha))
-    A, B = _param(layer, "A", (r, d_in)), _param(layer, "B", (d_out, r))
+    A, B = _param(layer, "A", (r, d_in), (d_out, r)), _param(layer, "B", (d_out, r), (r, d_in))
     W, b = (getattr(layer, n, None) for n in ("weight", "bias"))
     if not isinstance(W, torch.Tensor) or tuple(W.shape) != (d_out, d_in) or W.requires_grad:
         raise Problem(f"keep the notes' frozen `weight` ({d_out}, {d_in}) with requires_grad=False")
@@ -55,5 +55,5 @@ def check_notes_fix(cls, show: bool = True, hidden: bool = False) -> CheckResult
     with its bugs fixed: it runs, B starts at zero, the forward adds (α/r)(x Aᵀ)Bᵀ without forming
     B @ A, and only A and B get gradients. `hidden=True` also checks the hidden sizes."""
     sizes = VISIBLE + (HIDDEN if hidden else [])
-    return _over_sizes("notes_fix", lambda s, seed: _notes_size(cls, s, seed), sizes, show,
+    return _over_sizes("notes_fix", lambda s, seed: _notes_size(cls, s, seed), sizes, 6, show,
                        hidden=6 * len(HIDDEN) if hidden else 0)

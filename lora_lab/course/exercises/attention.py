@@ -28,12 +28,17 @@ SPLIT_MISTAKES = [
 ]
 
 
-def check_split_heads(fn, show: bool = True) -> CheckResult:
-    """`fn(x, n_heads)` must return the heads.  Shapes: x (B, T, d_model) -> (B, n_heads, T, d_head)."""
-    shapes = [(2, 5, 8, 2), (1, 3, 12, 3), (2, 4, 8, 4), (1, 6, 6, 1)]
-    cases = [Case(f"x {(b, t, d)}, n_heads={h}", (_randn(i, b, t, d), h), _split_heads(_randn(i, b, t, d), h))
-             for i, (b, t, d, h) in enumerate(shapes)]
-    return run_cases("split_heads", fn, cases, SPLIT_MISTAKES, show=show)
+def _head_cases(shapes, seed: int = 0) -> list[Case]:
+    return [Case(f"x {(b, t, d)}, n_heads={h}", (_randn(seed + i, b, t, d), h),
+                 _split_heads(_randn(seed + i, b, t, d), h)) for i, (b, t, d, h) in enumerate(shapes)]
+
+
+def check_split_heads(fn, show: bool = True, hidden: bool = False) -> CheckResult:
+    """`fn(x, n_heads)` must return the heads.  Shapes: x (B, T, d_model) -> (B, n_heads, T, d_head).
+    `hidden=True` adds the grade cell's hidden cases."""
+    cases = _head_cases([(2, 5, 8, 2), (1, 3, 12, 3), (2, 4, 8, 4), (1, 6, 6, 1)])
+    more = _head_cases([(3, 2, 15, 5), (1, 7, 16, 8)], seed=10) if hidden else []
+    return run_cases("split_heads", fn, cases, SPLIT_MISTAKES, show=show, hidden=more)
 
 
 # --- the source notes' single-head LoRAAttention: what does it train? --------------------------
@@ -53,11 +58,12 @@ SEED_MISTAKES = [
 ]
 
 
-def check_seed_trainable(fn, show: bool = True) -> CheckResult:
-    """`fn(embed_dim, r)`: the parameters the source notes' LoRAAttention(embed_dim, r) really trains."""
-    cases = [Case(f"embed_dim={d}, r={r}", (d, r), seed_attention_trainable(d, r))
-             for d, r in [(64, 4), (16, 2), (768, 8)]]
-    return run_cases("seed_trainable", fn, cases, SEED_MISTAKES, show=show)
+def check_seed_trainable(fn, show: bool = True, hidden: bool = False) -> CheckResult:
+    """`fn(embed_dim, r)`: the parameters the source notes' LoRAAttention(embed_dim, r) really trains.
+    `hidden=True` adds the grade cell's hidden cases."""
+    cases, more = ([Case(f"embed_dim={d}, r={r}", (d, r), seed_attention_trainable(d, r)) for d, r in sizes]
+                   for sizes in ([(64, 4), (16, 2), (768, 8)], [(10, 3), (4096, 16)] if hidden else []))
+    return run_cases("seed_trainable", fn, cases, SEED_MISTAKES, show=show, hidden=more)
 
 
 # --- LoRA's trainable parameters in a stack of Transformer blocks -----------------------------
@@ -84,8 +90,9 @@ COUNT_MISTAKES = [
 ]
 
 
-def check_lora_param_count(fn, show: bool = True) -> CheckResult:
-    """`fn(d_model, d_ff, n_layers, targets, r)`; targets among q_proj, k_proj, v_proj, o_proj, fc1, fc2."""
+def check_lora_param_count(fn, show: bool = True, hidden: bool = False) -> CheckResult:
+    """`fn(d_model, d_ff, n_layers, targets, r)`; targets among q_proj, k_proj, v_proj, o_proj, fc1, fc2.
+    `hidden=True` adds the grade cell's hidden cases."""
     qv, four = ("q_proj", "v_proj"), ("q_proj", "k_proj", "v_proj", "o_proj")
     settings = [
         ("GPT-3 175B, Wq+Wv, r=4 (paper §5.1, FACTS: 18,874,368)", (12288, 49152, 96, qv, 4)),
@@ -94,8 +101,11 @@ def check_lora_param_count(fn, show: bool = True) -> CheckResult:
         ("FFN only", (16, 64, 3, ("fc1", "fc2"), 2)),
         ("everything", (16, 40, 2, four + ("fc1", "fc2"), 4)),
     ]
-    cases = [Case(label, args, lora_param_count(*args)) for label, args in settings]
-    return run_cases("lora_param_count", fn, cases, COUNT_MISTAKES, show=show)
+    extra = [("RoBERTa-base shapes, Wk+fc2, r=3", (768, 3072, 12, ("k_proj", "fc2"), 3)),
+             ("fc1 and o_proj, 5 blocks", (20, 50, 5, ("fc1", "o_proj"), 7))] if hidden else []
+    cases, more = ([Case(label, args, lora_param_count(*args)) for label, args in group]
+                   for group in (settings, extra))
+    return run_cases("lora_param_count", fn, cases, COUNT_MISTAKES, show=show, hidden=more)
 
 
 # --- PEFT-style target names ------------------------------------------------------------------
@@ -129,12 +139,20 @@ def _as_bool(fn, name: str, target: str) -> float:
     return float(answer)
 
 
-def check_matches(fn, show: bool = True) -> CheckResult:
-    """`fn(name, target)` must say whether PEFT's `target_modules=[target]` selects module `name`."""
-    cases = [Case(f"name={n!r}, target={t!r}", (n, t), float(ok)) for n, t, ok in MATCH_CASES]
+MATCH_HIDDEN = [("model.layers.3.self_attn.v_proj", "self_attn.v_proj", True),
+                ("encoder.layer.1.attention.self.query", "query", True), ("lm_head", "head", False),
+                ("transformer.h.0.attn.c_attn", "h.0.attn.c_attn", True),
+                ("blocks.2.fc1", "blocks.2.fc", False)]
+
+
+def check_matches(fn, show: bool = True, hidden: bool = False) -> CheckResult:
+    """`fn(name, target)` must say whether PEFT's `target_modules=[target]` selects module `name`.
+    `hidden=True` adds the grade cell's hidden cases."""
+    cases, more = ([Case(f"name={n!r}, target={t!r}", (n, t), float(ok)) for n, t, ok in group]
+                   for group in (MATCH_CASES, MATCH_HIDDEN if hidden else []))
     return run_cases("matches", lambda n, t: _as_bool(fn, n, t), cases,
                      [Mistake(lambda n, t, m=m: float(m.wrong(n, t)), m.hint) for m in MATCH_MISTAKES],
-                     show=show)
+                     show=show, hidden=more)
 
 
 # --- slicing a fused QKV weight ---------------------------------------------------------------
@@ -160,9 +178,14 @@ SPLIT_QKV_MISTAKES = [
 ]
 
 
-def check_split_qkv(fn, show: bool = True) -> CheckResult:
-    """`fn(in_proj_weight)` must return (W_q, W_k, W_v).  Shapes: (3·d, d_in) -> three (d, d_in)."""
-    sizes = [(4, 6), (2, 5), (6, 6)]
-    cases = [Case(f"in_proj_weight {(3 * d, d_in)}", (_randn(i, 3 * d, d_in),),
-                  torch.stack(_randn(i, 3 * d, d_in).chunk(3))) for i, (d, d_in) in enumerate(sizes)]
-    return run_cases("split_qkv", lambda W: _stacked(fn, W), cases, SPLIT_QKV_MISTAKES, show=show)
+def _qkv_cases(sizes, seed: int = 0) -> list[Case]:
+    return [Case(f"in_proj_weight {(3 * d, d_in)}", (_randn(seed + i, 3 * d, d_in),),
+                 torch.stack(_randn(seed + i, 3 * d, d_in).chunk(3))) for i, (d, d_in) in enumerate(sizes)]
+
+
+def check_split_qkv(fn, show: bool = True, hidden: bool = False) -> CheckResult:
+    """`fn(in_proj_weight)` must return (W_q, W_k, W_v).  Shapes: (3·d, d_in) -> three (d, d_in).
+    `hidden=True` adds the grade cell's hidden cases."""
+    more = _qkv_cases([(1, 7), (5, 3)], seed=10) if hidden else []
+    return run_cases("split_qkv", lambda W: _stacked(fn, W), _qkv_cases([(4, 6), (2, 5), (6, 6)]),
+                     SPLIT_QKV_MISTAKES, show=show, hidden=more)

@@ -198,7 +198,12 @@ def _steps(steps) -> int:
     return len(steps) + 1
 
 
-def _over_sizes(name: str, build_and_check, sizes, per: int, show: bool, hidden: int = 0) -> CheckResult:
+def _size_label(size) -> str:
+    return f"d_in={size[0]}, d_out={size[1]}, r={size[2]}, α={size[3]:g}"
+
+
+def _over_sizes(name: str, build_and_check, sizes, per: int, show: bool, hidden: int = 0,
+                label=_size_label) -> CheckResult:
     """Check every size (`per` properties each); report the first failure and the cases passed."""
     cases = 0
     for i, size in enumerate(sizes):
@@ -207,8 +212,7 @@ def _over_sizes(name: str, build_and_check, sizes, per: int, show: bool, hidden:
         except Problem as problem:
             done = getattr(problem, "passed", 0)
             total = per * len(sizes)
-            label = f"d_in={size[0]}, d_out={size[1]}, r={size[2]}, α={size[3]:g}"
-            text = str(problem) if str(problem) == NOT_DONE else f"{label}: {problem}"
+            text = str(problem) if str(problem) == NOT_DONE else f"{label(size)}: {problem}"
             return _result(name, False, cases + done, total, text, show, hidden)
     return _result(name, True, cases, cases, f"{cases}/{cases} cases", show, hidden)
 

@@ -227,3 +227,12 @@ def test_notes_fix_catches_b_at_a_even_with_the_scaling():
 
     result = check_notes_fix(ScaledButFormsBA, show=False)
     assert not result.passed and "builds a (8, 16) tensor" in result.message
+
+
+def test_checks_leave_the_notebooks_random_stream_alone():
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    check_lora_linear(Good, hidden=True, show=False)
+    check_notes_fix(Notes, show=False)
+    assert torch.equal(torch.rand(3), expected)

@@ -204,7 +204,13 @@ def _size_label(size) -> str:
 
 def _over_sizes(name: str, build_and_check, sizes, per: int, show: bool, hidden: int = 0,
                 label=_size_label) -> CheckResult:
-    """Check every size (`per` properties each); report the first failure and the cases passed."""
+    """Check every size (`per` properties each); report the first failure and the cases passed.
+    The checks seed torch themselves, inside `fork_rng`: the notebook's random stream is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        return _each_size(name, build_and_check, sizes, per, show, hidden, label)
+
+
+def _each_size(name, build_and_check, sizes, per, show, hidden, label) -> CheckResult:
     cases = 0
     for i, size in enumerate(sizes):
         try:

@@ -4,6 +4,7 @@ import pytest
 
 from lora_lab.course.exercises import NOT_DONE
 from lora_lab.course.exercises.adapters import (
+    PEFT_KEY_CASES,
     check_adapter_bytes,
     check_extra_flops,
     check_peft_key,
@@ -87,3 +88,36 @@ def test_peft_key_teaches(fn, hint, capsys):
     result = check_peft_key(fn)
     assert not result.passed and hint in result.message
     assert capsys.readouterr().out.startswith("✗ peft_key:")
+
+
+@pytest.mark.parametrize(("check", "reference", "visible_total", "hidden"), [
+    (check_extra_flops, lambda i, o, r, m: 0 if m else 2 * r * (i + o), 4, 4),
+    (check_switch_weight, lambda W, Ao, Bo, An, Bn, s: W - s * Bo @ Ao + s * Bn @ An, 3, 3),
+    (check_adapter_bytes, lambda shapes, r, b: sum(r * (i + o) for o, i in shapes) * b, 4, 3),
+    (check_peft_key, lambda key: f"base_model.model.{key}.weight", 3, 2),
+])
+def test_hidden_cases_accept_the_reference(check, reference, visible_total, hidden):
+    result = check(reference, hidden=True)
+    assert result.passed and result.cases == result.total == visible_total + hidden
+    assert result.hidden == hidden and f"({hidden} hidden)" in result.message
+
+
+def test_hidden_cases_catch_answers_special_cased_to_the_visible_ones():
+    flops = {(1024, 1024, 4): 16384, (768, 3072, 8): 61440, (12288, 12288, 4): 196608}
+    visible_flops = lambda i, o, r, m: 0 if m else flops.get((i, o, r), 0)  # noqa: E731
+    assert check_extra_flops(visible_flops).passed
+    result = check_extra_flops(visible_flops, hidden=True)
+    assert not result.passed and result.message.startswith("✗ extra_flops: hidden case") and result.cases == 5
+
+    keys = dict(PEFT_KEY_CASES)  # a lookup table of the visible keys
+    assert check_peft_key(lambda key: keys.get(key, key)).passed
+    result = check_peft_key(lambda key: keys.get(key, key), hidden=True)
+    assert not result.passed and "hidden case" in result.message and result.cases == 3
+
+
+def test_switch_weight_hidden_cases_catch_a_fixed_scaling():
+    fixed = lambda W, Ao, Bo, An, Bn, s: W - 2.0 * Bo @ Ao + 2.0 * Bn @ An if s == 2.0 \
+        else W - s * Bo @ Ao + s * Bn @ An if s in (0.5, 1.0) else W  # noqa: E731
+    assert check_switch_weight(fixed).passed
+    result = check_switch_weight(fixed, hidden=True)
+    assert not result.passed and "hidden case W (2, 9)" in result.message

@@ -59,3 +59,27 @@ def test_lora_qv_params_teaches(fn, hint):
 def test_smollm2_case_comes_first_so_the_square_formula_is_caught():
     result = check_lora_qv_params(lambda n, d, k, r: 4 * n * d * r)
     assert "n_layers=30, d_model=576, d_kv=192" in result.message and "552960" in result.message
+
+
+def test_hidden_cases_accept_the_reference():
+    result = check_perplexity(lambda ls: float(torch.as_tensor(ls, dtype=torch.float64).mean().exp()),
+                              hidden=True)
+    assert result.passed and result.cases == result.total == 7 and result.hidden == 3
+    result = check_lora_qv_params(lambda n, d, k, r: n * r * (2 * d + d + k), hidden=True)
+    assert result.passed and result.cases == result.total == 7 and "(3 hidden)" in result.message
+
+
+def test_hidden_cases_catch_answers_special_cased_to_the_visible_ones():
+    visible = [(30, 576, 192, 8), (12, 768, 768, 4), (2, 16, 8, 2), (96, 12288, 12288, 4)]
+    known = {a: a[0] * a[3] * (3 * a[1] + a[2]) for a in visible}  # a lookup table of the visible cases
+    assert check_lora_qv_params(lambda *a: known.get(a, 0)).passed
+    result = check_lora_qv_params(lambda *a: known.get(a, 0), hidden=True)
+    assert not result.passed and "hidden case n_layers=32" in result.message and result.cases == 4
+
+    def mean_of_first_three(ls):  # passes the visible lists, none of which has an outlier after 3
+        values = [float(x) for x in ls]
+        return math.exp(sum(values[:3]) / len(values[:3])) if len(values) < 10 else \
+            math.exp(sum(values) / len(values))
+    assert check_perplexity(mean_of_first_three).passed
+    result = check_perplexity(mean_of_first_three, hidden=True)
+    assert not result.passed and "hidden case one bad token among four" in result.message

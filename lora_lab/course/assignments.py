@@ -22,8 +22,7 @@ import nbformat
 from lora_lab.course.exercises.grading import points_in
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
-HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?^[ \t]*### END HIDDEN TESTS[^\n]*\n?",
-                    re.MULTILINE | re.DOTALL)
+HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 SOLUTION = re.compile(r"^([ \t]*)### BEGIN SOLUTION.*?^[ \t]*### END SOLUTION[^\n]*",
                       re.MULTILINE | re.DOTALL)
 CODE_STUB = "{indent}# YOUR CODE HERE\n{indent}raise NotImplementedError()"
@@ -40,7 +39,7 @@ def prose_markers(source: str) -> list[str]:
     """Lines that mention a marker without being one. nbgrader treats any line that contains
     'BEGIN SOLUTION' or 'END SOLUTION' as a marker (and drops or stubs it), so a master must not
     have such lines; tests use this to keep every master safe for nbgrader."""
-    markers = (BEGIN, END, "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
+    markers = (BEGIN, END, HIDDEN_BEGIN, HIDDEN_END)
     words = [m.removeprefix("### ") for m in markers]
     return [line for line in source.splitlines()
             if any(w in line for w in words) and line.strip() not in markers]
@@ -70,7 +69,7 @@ def tag_nbgrader(nb, prefix: str = "nb") -> int:
 
 def _checks(source: str) -> bool:
     """A grade cell calls a checker (`check_…`, `run_cases`, `combine`) or holds hidden tests."""
-    return any(word in source for word in ("check", "run_cases", "combine(", "### BEGIN HIDDEN TESTS"))
+    return any(word in source for word in ("check", "run_cases", "combine(", HIDDEN_BEGIN))
 
 
 def _points(source: str) -> int | float:
@@ -78,9 +77,23 @@ def _points(source: str) -> int | float:
     return int(points) if points.is_integer() else points
 
 
+def strip_hidden(source: str) -> str:
+    """Drop every hidden-tests region line by line, as nbgrader's ClearHiddenTests does: a line
+    that contains a marker opens or closes a region, and the kept lines are joined with newlines."""
+    kept, inside = [], False
+    for line in source.split("\n"):
+        if HIDDEN_BEGIN in line:
+            inside = True
+        elif HIDDEN_END in line:
+            inside = False
+        elif not inside:
+            kept.append(line)
+    return "\n".join(kept)
+
+
 def strip_solutions(source: str, markdown: bool = False) -> str:
     """Replace every solution region by a stub and drop hidden tests."""
-    source = HIDDEN.sub("", source)
+    source = strip_hidden(source)
     if markdown:
         return SOLUTION.sub(ANSWER_STUB, source)
     return SOLUTION.sub(lambda m: CODE_STUB.format(indent=m.group(1)), source)

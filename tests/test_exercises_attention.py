@@ -133,3 +133,27 @@ def test_split_qkv_checker_cannot_be_fooled_by_in_place_edits():
         return q, k, v
 
     assert not check_split_qkv(zeroing, show=False).passed
+
+
+# --- the grade cells' hidden cases -------------------------------------------------------------
+
+@pytest.mark.parametrize(("check", "ref", "hidden"), [
+    (check_split_heads, _heads, 2), (check_seed_trainable, seed_attention_trainable, 2),
+    (check_lora_param_count, lora_param_count, 2), (check_matches, matches, 5),
+    (check_split_qkv, split_qkv, 2),
+])
+def test_hidden_cases_accept_the_reference(check, ref, hidden):
+    visible, more = check(ref, show=False), check(ref, show=False, hidden=True)
+    assert visible.passed and more.passed and more.total == visible.total + hidden and more.hidden == hidden
+
+
+def test_hidden_cases_catch_answers_that_only_fit_the_visible_ones():
+    def seen_sizes(d, r):
+        return seed_attention_trainable(d, r) if (d, r) in {(64, 4), (16, 2), (768, 8)} else 0
+
+    assert check_seed_trainable(seen_sizes, show=False).passed
+    assert not check_seed_trainable(seen_sizes, show=False, hidden=True).passed
+    from lora_lab.course.exercises.attention import MATCH_CASES
+
+    seen = {(n, t): ok for n, t, ok in MATCH_CASES}
+    assert not check_matches(lambda n, t: seen.get((n, t), False), show=False, hidden=True).passed

@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
 # a code cell that builds controls: the course's widget package, ipywidgets' interact, a slider or a
 # dropdown
-SLIDER_SOURCE = re.compile(r"lora_lab\.widgets|\binteract(ive|_manual)?\s*\(|@(\w+\.)?interact\b"
+SLIDER_SOURCE = re.compile(r"lora_lab\.views\.widgets|\binteract(ive|_manual)?\s*\(|@(\w+\.)?interact\b"
                            r"|\b\w*Slider\s*\(|\bDropdown\s*\(")
 
 

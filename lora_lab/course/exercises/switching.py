@@ -8,27 +8,13 @@ import torch
 from torch import nn
 
 from lora_lab.course.exercises import NOT_DONE, CheckResult, grading
+from lora_lab.course.exercises.lora_module import Problem, _run
 from lora_lab.lora.layer import LoRALinear
 
 #: (d_in, d_out, r, alpha): the visible size, then the grade cell's hidden ones
 VISIBLE = [(16, 8, 4, 8.0)]
 HIDDEN = [(7, 12, 3, 1.5), (32, 20, 1, 16.0)]
 UNMERGE_PROPERTIES, SERVE_PROPERTIES = 4, 4
-
-
-class Problem(Exception):
-    """A property that does not hold; its text is the message the learner reads."""
-
-
-def _run(what: str, fn):
-    """Call the learner's code; what it raises becomes a Problem that says so."""
-    try:
-        with grading.quiet():
-            return fn()
-    except NotImplementedError as exc:
-        raise Problem(NOT_DONE) from exc
-    except Exception as exc:  # a learner's bug becomes a message, never a traceback
-        raise Problem(f"{what} raised {type(exc).__name__}: {exc}") from exc
 
 
 class _Recording(LoRALinear):

@@ -22,7 +22,7 @@ MARKER = re.compile(r"^<!-- cell (\S+) en:([0-9a-f]{12}) -->$", re.MULTILINE)
 
 @dataclass(frozen=True)
 class Entry:
-    """The Chinese text `zh` of the master's cell `cell_id`, translated when its source hashed to `en_hash`."""
+    """The Chinese text `zh` of the master's cell `cell_id`, translated from a source hashing to `en_hash`."""
 
     cell_id: str
     en_hash: str
@@ -66,3 +66,75 @@ def skeleton(nb) -> str:
     Chinese: what a translator starts from."""
     return render_store([Entry(c.id, cell_hash(c.source), c.source) for c in nb.cells
                          if c.cell_type == "markdown"])
+
+
+# --- accuracy checks a machine can make, per cell ------------------------------------------------
+# What a translation must carry over unchanged from the English cell: the spans below (verbatim, up
+# to whitespace), every digit number, each heading's level and number, each table row's column count.
+
+SPANS = {  # kind -> pattern, in the order they are cut out of the text (code hides its `$`)
+    "code block": re.compile(r"^[ \t]*```.*?^[ \t]*```[^\n]*", re.MULTILINE | re.DOTALL),
+    "HTML comment": re.compile(r"<!--.*?-->", re.DOTALL),
+    "nbgrader marker line": re.compile(r"^[ \t]*### (?:BEGIN|END) (?:SOLUTION|HIDDEN TESTS)[^\n]*",
+                                       re.MULTILINE),
+    "code span": re.compile(r"(`+)(?!`).+?(?<!`)\1(?!`)", re.DOTALL),
+    "math span": re.compile(r"\$\$.+?\$\$|(?<![\\$])\$(?!\s)[^$\n]+?(?<![\s\\])\$", re.DOTALL),
+    "link URL": re.compile(r"(?<=\]\()[^)\s]+(?=[^)]*\))"),
+}
+NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+HEADING = re.compile(r"^(#{1,6})[ \t]+(.*)$", re.MULTILINE)
+HEADING_NUMBER = re.compile(r"\d+(?:\.[0-9A-Z]+)*")
+CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+WORDS = re.compile(r"[A-Za-z]{2,}")
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def spans(text: str) -> tuple[dict[str, list[str]], str]:
+    """({kind: [span, …]}, the text with every span cut out) for one cell's Markdown."""
+    found = {}
+    for kind, pattern in SPANS.items():
+        found[kind] = [_squash(m.group(0)) for m in pattern.finditer(text)]
+        text = pattern.sub(" ", text) if kind != "link URL" else text
+    return found, text
+
+
+def has_cjk(text: str) -> bool:
+    """Whether `text` holds at least one Chinese character."""
+    return CJK.search(text) is not None
+
+
+def needs_translation(english: str) -> bool:
+    """Whether an English cell has words to translate once its spans are cut out."""
+    return WORDS.search(spans(english)[1]) is not None
+
+
+def _headings(prose: str) -> list[tuple[int, str]]:
+    return [(len(m.group(1)), (HEADING_NUMBER.findall(m.group(2)) or [""])[0])
+            for m in HEADING.finditer(prose)]
+
+
+def _columns(prose: str) -> list[int]:
+    return [len(re.split(r"(?<!\\)\|", line.strip().strip("|")))
+            for line in prose.splitlines() if line.strip().startswith("|")]
+
+
+def accuracy_problems(english: str, chinese: str) -> list[str]:
+    """What the Chinese text of a cell lost from its English: each missing span or number, a
+    heading whose level or number changed, table rows whose column counts differ."""
+    en_spans, en_prose = spans(english)
+    zh_spans, zh_prose = spans(chinese)
+    squashed, problems = _squash(chinese), []
+    for kind, found in en_spans.items():
+        problems += [f"{kind} {s[:60]!r} is missing" for s in dict.fromkeys(found)
+                     if s not in squashed and s not in zh_spans[kind]]
+    digits = squashed.replace(",", "")
+    problems += [f"number {n} is missing" for n in dict.fromkeys(NUMBER.findall(en_prose))
+                 if n not in squashed and n.replace(",", "") not in digits]
+    if _headings(en_prose) != _headings(zh_prose):
+        problems.append(f"headings (level, number) {_headings(en_prose)} became {_headings(zh_prose)}")
+    if _columns(en_prose) != _columns(zh_prose):
+        problems.append(f"table column counts {_columns(en_prose)} became {_columns(zh_prose)}")
+    return problems

@@ -16,16 +16,17 @@ too (`run_cases` runs `cases`, then `hidden`), and `combine` joins several resul
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from lora_lab.course.exercises import grading
+from lora_lab.course.exercises.compare import compare, to_array  # noqa: F401 (to_array: re-exported)
+from lora_lab.course.i18n import N_, Msg, t
 
-NOT_DONE = "not done yet — replace `raise NotImplementedError()` with your code and run the cell again"
+NOT_DONE = N_("not done yet — replace `raise NotImplementedError()` with your code and run the cell again")
+#: the one line a checker prints: the mark and the function's name first, then the detail
+LINE = N_("{mark} {name}: {detail}")
 
 
 @dataclass(frozen=True)
@@ -82,56 +83,6 @@ class Mistake:
     hint: str
 
 
-def to_array(value) -> np.ndarray | None:
-    """A learner's answer as a float64 array, or None if it is not numeric."""
-    if hasattr(value, "detach"):
-        value = value.detach().cpu().double().numpy()
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        return None
-    return arr
-
-
-def _close(a: np.ndarray, b: np.ndarray, rtol: float, atol: float) -> bool:
-    return a.shape == b.shape and bool(np.allclose(a, b, rtol=rtol, atol=atol))
-
-
-def compare(got, expected, rtol: float = 1e-5, atol: float = 1e-6) -> str | None:
-    """None when `got` matches `expected`; otherwise a message saying what differs and how."""
-    if got is None:
-        return "your function returned None — did you forget `return`?"
-    exp, out = to_array(expected), to_array(got)
-    if out is None:
-        return f"expected a number or an array, got {type(got).__name__}"
-    if out.shape != exp.shape:
-        swapped = exp.ndim == 2 and out.shape == exp.shape[::-1]
-        hint = " — did you swap A and B, or transpose?" if swapped else ""
-        return f"expected shape {exp.shape}, got {out.shape}{hint}"
-    if not np.isfinite(out).all():
-        return "your answer contains NaN or inf — look for a division by zero or an uninitialised tensor"
-    if _close(out, exp, rtol, atol):
-        return None
-    ratio = _constant_ratio(out, exp) if exp.size > 1 else None  # any two numbers have a ratio
-    if ratio is not None:
-        return f"off by a factor {ratio:.4g} — is a scaling (such as α/r) missing or applied twice?"
-    if exp.size == 1:
-        return f"expected {exp.item():.6g}, got {out.item():.6g}"
-    err = float(np.max(np.abs(out - exp)))
-    return f"values differ from the reference (largest difference {err:.3g})"
-
-
-def _constant_ratio(out: np.ndarray, exp: np.ndarray) -> float | None:
-    mask = np.abs(exp) > 1e-12
-    if not mask.any() or (np.abs(out[~mask]) > 1e-9).any():
-        return None
-    ratios = out[mask] / exp[mask]
-    r = float(np.median(ratios))
-    if math.isclose(r, 1.0, rel_tol=1e-4) or abs(r) < 1e-12:
-        return None
-    return r if np.allclose(ratios, r, rtol=1e-4) else None
-
-
 def run_cases(name: str, fn: Callable, cases: Sequence[Case], mistakes: Sequence[Mistake] = (),
               rtol: float = 1e-5, atol: float = 1e-6, show: bool = True,
               hidden: Sequence[Case] = ()) -> CheckResult:
@@ -140,18 +91,18 @@ def run_cases(name: str, fn: Callable, cases: Sequence[Case], mistakes: Sequence
     _check_cases(name, cases, hidden)
     total = len(cases) + len(hidden)
     if not callable(fn):
-        return _report(name, False, 0, total, f"expected a function, got {type(fn).__name__}", show,
-                       len(hidden))
+        return _report(name, False, 0, total, t("expected a function, got {kind}", kind=type(fn).__name__),
+                       show, len(hidden))
     passed, first = 0, None
-    labelled = [(f"case {c.label}", c) for c in cases] + [(f"hidden case {c.label}", c) for c in hidden]
-    for label, case in labelled:
+    labelled = [(N_("case {label}: {problem}"), c) for c in cases] + \
+        [(N_("hidden case {label}: {problem}"), c) for c in hidden]
+    for where, case in labelled:
         problem = _run_one(fn, case, mistakes, rtol, atol)
         if problem is None:
             passed += 1
         elif first is None:
-            first = problem if problem == NOT_DONE else f"{label}: {problem}"
-    extra = f" ({len(hidden)} hidden)" if hidden else ""
-    detail = f"{passed}/{total} cases{extra}" if first is None else first
+            first = problem if is_not_done(problem) else t(where, label=case.label, problem=problem)
+    detail = cases_passed(passed, total, len(hidden)) if first is None else first
     return _report(name, first is None, passed, total, detail, show, len(hidden))
 
 
@@ -173,8 +124,7 @@ def combine(name: str, *results: CheckResult, show: bool = True) -> CheckResult:
     cases, total = sum(r.cases for r in results), sum(r.total for r in results)
     hidden = sum(r.hidden for r in results)
     failed = [r for r in results if not r.passed]
-    extra = f" ({hidden} hidden)" if hidden else ""
-    detail = failed[0].message.split(": ", 1)[-1] if failed else f"{cases}/{total} cases{extra}"
+    detail = _detail(failed[0].message) if failed else cases_passed(cases, total, hidden)
     return _report(name, not failed, cases, total, detail, show, hidden)
 
 
@@ -183,9 +133,9 @@ def _run_one(fn, case: Case, mistakes, rtol, atol) -> str | None:
         with grading.quiet():
             got = fn(*case.args, **case.kwargs)
     except NotImplementedError:
-        return NOT_DONE
+        return t(NOT_DONE)
     except Exception as exc:  # a learner's bug becomes a message, never a traceback
-        return f"your function raised {type(exc).__name__}: {exc}"
+        return raised(exc)
     problem = compare(got, case.expected, rtol, atol)
     if problem is None:
         return None
@@ -195,7 +145,7 @@ def _run_one(fn, case: Case, mistakes, rtol, atol) -> str | None:
         except Exception:
             continue
         if compare(got, wrong, rtol, atol) is None:
-            return f"{problem} — {m.hint}" if "shape" not in problem else problem
+            return problem if problem.template.startswith("expected shape") else with_hint(problem, m.hint)
     return problem
 
 
@@ -203,18 +153,52 @@ def check_value(name: str, answer, expected, mistakes: dict | None = None, rtol:
                 show: bool = True) -> CheckResult:
     """Check one number (or array) answer; `mistakes` maps known wrong values to hints."""
     if answer is None or answer is Ellipsis:
-        return _report(name, False, 0, 1, NOT_DONE, show)
+        return _report(name, False, 0, 1, t(NOT_DONE), show)
     problem = compare(answer, expected, rtol=rtol, atol=0.0)
     if problem is not None:
         for wrong, hint in (mistakes or {}).items():
             if compare(answer, wrong, rtol=rtol, atol=0.0) is None:
-                problem = f"{problem} — {hint}"
+                problem = with_hint(problem, hint)
                 break
-    return _report(name, problem is None, int(problem is None), 1, problem or "1/1 cases", show)
+    return _report(name, problem is None, int(problem is None), 1, problem or cases_passed(1, 1), show)
+
+
+def raised(exc: Exception, who: str = N_("your function")) -> Msg:
+    """What a learner's code raised, as a message: 'your function raised ValueError: …'."""
+    return t("{who} raised {error}: {exc}", who=t(who), error=type(exc).__name__, exc=exc)
+
+
+def with_hint(problem, hint: str) -> Msg:
+    """A problem and the likely cause (`hint`, a template rendered now)."""
+    return t("{problem} — {hint}", problem=problem, hint=t(hint))
+
+
+def is_not_done(text) -> bool:
+    """True for the 'not done yet' message, in either language."""
+    return getattr(text, "template", None) == NOT_DONE
+
+
+def cases_passed(passed: int, total: int, hidden: int = 0) -> Msg:
+    """'5/5 cases', or '7/7 cases (2 hidden)'."""
+    if hidden:
+        return t("{passed}/{total} cases ({hidden} hidden)", passed=passed, total=total, hidden=hidden)
+    return t("{passed}/{total} cases", passed=passed, total=total)
+
+
+def line(name: str, passed: bool, detail) -> Msg:
+    """The one line a checker prints: '✓ name: detail' or '✗ name: detail'."""
+    return t(LINE, mark="✓" if passed else "✗", name=name, detail=detail)
+
+
+def _detail(message) -> str:
+    """The part of a checker's line after its name."""
+    if isinstance(message, Msg) and message.template == LINE:
+        return message.values["detail"]
+    return message.split(": ", 1)[-1]
 
 
 def _report(name, passed, n, total, detail, show, hidden: int = 0) -> CheckResult:
-    message = f"{'✓' if passed else '✗'} {name}: {detail}"
+    message = line(name, passed, detail)
     if show:
         print(message)
     return CheckResult(name=name, passed=passed, cases=n, total=total, message=message, hidden=hidden)

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import torch
 
-from lora_lab.course.exercises import NOT_DONE, Case, CheckResult, Mistake, grading, run_cases
+from lora_lab.course.exercises import (
+    NOT_DONE,
+    Case,
+    CheckResult,
+    Mistake,
+    cases_passed,
+    grading,
+    is_not_done,
+    line,
+    raised,
+    run_cases,
+)
+from lora_lab.course.i18n import N_, t
 
 
 def _flops_reference(d_in: int, d_out: int, r: int, merged: bool) -> int:
@@ -70,7 +82,8 @@ def _bytes_reference(shapes, r: int, bytes_per_param: int) -> int:
 
 
 def _bytes_cases(settings) -> list[Case]:
-    return [Case(f"{len(s)} layers, first {s[0]}, r={r}, {b} bytes", (s, r, b), _bytes_reference(s, r, b))
+    return [Case(t("{n} layers, first {first}, r={r}, {b} bytes", n=len(s), first=s[0], r=r, b=b), (s, r, b),
+                 _bytes_reference(s, r, b))
             for s, r, b in settings]
 
 
@@ -104,12 +117,12 @@ PEFT_KEY_HIDDEN = [("model.layers.29.self_attn.v_proj.lora_B",
 
 def _peft_key_hint(got: str, expected: str) -> str:
     if got.startswith("base_model.model.") and not got.endswith(".weight"):
-        return "PEFT's A and B are nn.Linear modules: their tensor is `.weight`"
+        return t("PEFT's A and B are nn.Linear modules: their tensor is `.weight`")
     if got.endswith(".weight") and not got.startswith("base_model.model."):
-        return "PEFT wraps the model twice (PeftModel.base_model.model): prefix 'base_model.model.'"
+        return t("PEFT wraps the model twice (PeftModel.base_model.model): prefix 'base_model.model.'")
     if ".default." in got:
-        return "saved files drop the adapter name ('default'); PEFT re-inserts it when loading"
-    return f"expected {expected!r}"
+        return t("saved files drop the adapter name ('default'); PEFT re-inserts it when loading")
+    return t("expected {want!r}", want=expected)
 
 
 def _peft_key_problem(fn, key: str, expected: str) -> str | None:
@@ -117,12 +130,12 @@ def _peft_key_problem(fn, key: str, expected: str) -> str | None:
         with grading.quiet():
             got = fn(key)
     except NotImplementedError:
-        return NOT_DONE
+        return t(NOT_DONE)
     except Exception as exc:  # a learner's bug becomes a message
-        return f"your function raised {type(exc).__name__}: {exc}"
+        return raised(exc)
     if not isinstance(got, str):
-        return f"expected a str, got {type(got).__name__}"
-    return None if got == expected else f"got {got!r} — {_peft_key_hint(got, expected)}"
+        return t("expected a str, got {kind}", kind=type(got).__name__)
+    return None if got == expected else t("got {got!r} — {hint}", got=got, hint=_peft_key_hint(got, expected))
 
 
 def check_peft_key(fn, hidden: bool = False) -> CheckResult:
@@ -130,18 +143,21 @@ def check_peft_key(fn, hidden: bool = False) -> CheckResult:
     `hidden=True` adds hidden keys (a Llama-style and a BERT-style model's names)."""
     name, cases = "peft_key", PEFT_KEY_CASES + (PEFT_KEY_HIDDEN if hidden else [])
     if not callable(fn):
-        return _say(name, False, 0, f"expected a function, got {type(fn).__name__}", len(cases))
+        return _say(name, False, 0, t("expected a function, got {kind}", kind=type(fn).__name__),
+                    len(cases))
     for i, (key, expected) in enumerate(cases):
-        label = f"hidden case {key!r}" if i >= len(PEFT_KEY_CASES) else f"case {key!r}"
+        where = N_("hidden case {label}: {problem}") if i >= len(PEFT_KEY_CASES) else \
+            N_("case {label}: {problem}")
         problem = _peft_key_problem(fn, key, expected)
         if problem is not None:
-            return _say(name, False, i, problem if problem == NOT_DONE else f"{label}: {problem}", len(cases))
-    extra = f" ({len(PEFT_KEY_HIDDEN)} hidden)" if hidden else ""
-    return _say(name, True, len(cases), f"{len(cases)}/{len(cases)} cases{extra}", len(cases))
+            detail = problem if is_not_done(problem) else t(where, label=repr(key), problem=problem)
+            return _say(name, False, i, detail, len(cases))
+    hidden_n = len(PEFT_KEY_HIDDEN) if hidden else 0
+    return _say(name, True, len(cases), cases_passed(len(cases), len(cases), hidden_n), len(cases))
 
 
 def _say(name: str, passed: bool, cases: int, detail: str, total: int) -> CheckResult:
-    message = f"{'✓' if passed else '✗'} {name}: {detail}"
+    message = line(name, passed, detail)
     print(message)
     return CheckResult(name=name, passed=passed, cases=cases, total=total, message=message,
                        hidden=len(PEFT_KEY_HIDDEN) if total > len(PEFT_KEY_CASES) else 0)

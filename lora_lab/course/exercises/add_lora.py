@@ -12,6 +12,7 @@ from torch import nn
 
 from lora_lab.course.exercises import CheckResult
 from lora_lab.course.exercises.lora_module import Problem, _close, _over_sizes, _param, _run, _steps
+from lora_lab.course.i18n import N_, t
 
 
 class Unseen(nn.Module):
@@ -53,27 +54,30 @@ def _which(model, want: set[str]) -> None:
     got = _adapted(model)
     if got == want:
         return
-    hint = ""
+    template = N_("expected LoRA on {want}, got {got}")
     if not got:
-        hint = " — replace each chosen layer on its parent: setattr(parent, child_name, LoRALinear(...))"
+        template = N_("expected LoRA on {want}, got {got} — replace each chosen layer on its parent: "
+                      "setattr(parent, child_name, LoRALinear(...))")
     elif "subquery" in got:
-        hint = (" — a bare endswith also takes 'subquery' for 'query': the name must equal the target "
-                "or end with '.' + target")
+        template = N_("expected LoRA on {want}, got {got} — a bare endswith also takes 'subquery' for "
+                      "'query': the name must equal the target or end with '.' + target")
     elif got > want:
-        hint = " — only layers whose name equals a target or ends with '.' + target"
-    raise Problem(f"expected LoRA on {sorted(want)}, got {sorted(got)}{hint}")
+        template = N_("expected LoRA on {want}, got {got} — only layers whose name equals a target or ends "
+                      "with '.' + target")
+    raise Problem(t(template, want=sorted(want), got=sorted(got)))
 
 
 def _frozen(model, original, want: set[str], r: int) -> None:
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     others = [n for n in trainable if not n.rsplit(".", 1)[-1].startswith(("lora_A", "lora_B"))]
     if others:
-        raise Problem(f"everything but A and B must be frozen; still trainable: {others[:3]}")
+        raise Problem(t("everything but A and B must be frozen; still trainable: {names}", names=others[:3]))
     expected = sum(r * (original.get_submodule(n).in_features + original.get_submodule(n).out_features)
                    for n in want)
     count = sum(p.numel() for p in model.parameters() if p.requires_grad)
     if count != expected:
-        raise Problem(f"expected {expected} trainable parameters (r·(d_in + d_out) per layer), got {count}")
+        raise Problem(t("expected {want} trainable parameters (r·(d_in + d_out) per layer), got {got}",
+                        want=expected, got=count))
 
 
 def _add_lora_case(fn, case, seed: int) -> int:
@@ -81,12 +85,13 @@ def _add_lora_case(fn, case, seed: int) -> int:
     torch.manual_seed(seed)
     model, x = Unseen(trap=trap), torch.randn(4, 6)
     original = copy.deepcopy(model).requires_grad_(False)
-    out = _run("your add_lora", lambda: fn(model, list(targets), r, alpha))
+    out = _run(N_("your add_lora"), lambda: fn(model, list(targets), r, alpha))
     if not isinstance(out, nn.Module):
-        raise Problem(f"return the model (the same object, adapted in place), got {type(out).__name__}")
+        raise Problem(t("return the model (the same object, adapted in place), got {kind}",
+                        kind=type(out).__name__))
     steps = [lambda: _which(out, want), lambda: _frozen(out, original, want, r),
-             lambda: _close(_run("the adapted model", lambda: out(x)), original(x),
-                            "at the start the adapted model must compute what the base model computes")]
+             lambda: _close(_run(N_("the adapted model"), lambda: out(x)), original(x),
+                            N_("at the start the adapted model must compute what the base model computes"))]
     return _steps(steps)
 
 
@@ -117,19 +122,21 @@ def _attention_case(cls, case, seed: int) -> int:
     d, r, alpha = case
     torch.manual_seed(seed)
     x = torch.randn(2, 5, d)
-    m = _run("your __init__", lambda: cls(d, r, alpha))
+    m = _run(N_("your __init__"), lambda: cls(d, r, alpha))
     for name in FACTORS:
         _param(m, name, (r, d) if name[0] == "A" else (d, r))
     trainable = sorted(n for n, p in m.named_parameters() if p.requires_grad)
     if trainable != sorted(FACTORS):
         extra = [n for n in trainable if n not in FACTORS]
-        hint = " — W_O is still trainable: freeze it as W_Q, W_K, W_V are" if any("W_O" in n for n in extra) \
-            else ""
-        raise Problem(f"exactly the six LoRA factors {list(FACTORS)} must train, got {trainable}{hint}")
-    steps = [lambda: _close(_run("your forward", lambda: m(x, x, x)), _attention(m, x, x, x, 0.0),
-                            "B starts at zero, so at the start the output is the frozen attention's"),
+        template = N_("exactly the six LoRA factors {factors} must train, got {got}")
+        if any("W_O" in n for n in extra):
+            template = N_("exactly the six LoRA factors {factors} must train, got {got} — W_O is still "
+                          "trainable: freeze it as W_Q, W_K, W_V are")
+        raise Problem(t(template, factors=list(FACTORS), got=trainable))
+    steps = [lambda: _close(_run(N_("your forward"), lambda: m(x, x, x)), _attention(m, x, x, x, 0.0),
+                            N_("B starts at zero, so at the start the output is the frozen attention's")),
              lambda: _train(m, seed),
-             lambda: _scaled(_run("your forward", lambda: m(x, x, x)), m, x, alpha / r)]
+             lambda: _scaled(_run(N_("your forward"), lambda: m(x, x, x)), m, x, alpha / r)]
     return _steps(steps)
 
 
@@ -144,8 +151,9 @@ def _scaled(got, m, x, scaling: float) -> None:
     with torch.no_grad():
         if isinstance(got, torch.Tensor) and torch.allclose(got, _attention(m, x, x, x, 1.0), atol=1e-5) \
                 and not math.isclose(scaling, 1.0):
-            raise Problem(f"the LoRA path is not scaled: multiply (x Aᵀ)Bᵀ by α/r (= {scaling:g} here)")
-        _close(got, _attention(m, x, x, x, scaling), "forward with trained B's")
+            raise Problem(t("the LoRA path is not scaled: multiply (x Aᵀ)Bᵀ by α/r (= {scaling:g} here)",
+                            scaling=scaling))
+        _close(got, _attention(m, x, x, x, scaling), N_("forward with trained B's"))
 
 
 def check_attention_fix(cls, show: bool = True, hidden: bool = False) -> CheckResult:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from lora_lab.course.exercises import Case, CheckResult, Mistake, run_cases
+from lora_lab.course.i18n import t
 
 
 def _randn(seed: int, *shape) -> torch.Tensor:
@@ -95,14 +96,14 @@ def check_lora_param_count(fn, show: bool = True, hidden: bool = False) -> Check
     `hidden=True` adds the grade cell's hidden cases."""
     qv, four = ("q_proj", "v_proj"), ("q_proj", "k_proj", "v_proj", "o_proj")
     settings = [
-        ("GPT-3 175B, Wq+Wv, r=4 (paper §5.1, FACTS: 18,874,368)", (12288, 49152, 96, qv, 4)),
-        ("GPT-3 175B, all four, r=2", (12288, 49152, 96, four, 2)),
-        ("a tiny block, Wq only", (8, 32, 1, ("q_proj",), 1)),
-        ("FFN only", (16, 64, 3, ("fc1", "fc2"), 2)),
-        ("everything", (16, 40, 2, four + ("fc1", "fc2"), 4)),
+        (t("GPT-3 175B, Wq+Wv, r=4 (paper §5.1, FACTS: 18,874,368)"), (12288, 49152, 96, qv, 4)),
+        (t("GPT-3 175B, all four, r=2"), (12288, 49152, 96, four, 2)),
+        (t("a tiny block, Wq only"), (8, 32, 1, ("q_proj",), 1)),
+        (t("FFN only"), (16, 64, 3, ("fc1", "fc2"), 2)),
+        (t("everything"), (16, 40, 2, four + ("fc1", "fc2"), 4)),
     ]
-    extra = [("RoBERTa-base shapes, Wk+fc2, r=3", (768, 3072, 12, ("k_proj", "fc2"), 3)),
-             ("fc1 and o_proj, 5 blocks", (20, 50, 5, ("fc1", "o_proj"), 7))] if hidden else []
+    extra = [(t("RoBERTa-base shapes, Wk+fc2, r=3"), (768, 3072, 12, ("k_proj", "fc2"), 3)),
+             (t("fc1 and o_proj, 5 blocks"), (20, 50, 5, ("fc1", "o_proj"), 7))] if hidden else []
     cases, more = ([Case(label, args, lora_param_count(*args)) for label, args in group]
                    for group in (settings, extra))
     return run_cases("lora_param_count", fn, cases, COUNT_MISTAKES, show=show, hidden=more)
@@ -135,7 +136,7 @@ MATCH_CASES = [  # ordered so that each known mistake first fails on a case that
 def _as_bool(fn, name: str, target: str) -> float:
     answer = fn(name, target)
     if not isinstance(answer, (bool, int)) and type(answer).__name__ != "bool_":
-        raise TypeError(f"return True or False, got {type(answer).__name__}")
+        raise TypeError(t("return True or False, got {kind}", kind=type(answer).__name__))
     return float(answer)
 
 
@@ -161,12 +162,13 @@ def _stacked(fn, W: torch.Tensor) -> torch.Tensor:
     """Run the learner's split on a copy and stack the three parts, or explain what came back."""
     parts = fn(W.clone())
     if not isinstance(parts, (tuple, list)) or len(parts) != 3:
-        raise ValueError(f"return three tensors (W_q, W_k, W_v), got {type(parts).__name__}")
+        raise ValueError(t("return three tensors (W_q, W_k, W_v), got {kind}", kind=type(parts).__name__))
     d = W.shape[0] // 3
     shapes = [tuple(torch.as_tensor(p).shape) for p in parts]
     if any(s != (d, W.shape[1]) for s in shapes):
-        raise ValueError(f"each part must be (d, d_in) = {(d, W.shape[1])}, got {shapes} — the fused weight "
-                         f"(3·d, d_in) stacks W_q, W_k, W_v along its rows (dim 0)")
+        raise ValueError(t("each part must be (d, d_in) = {want}, got {got} — the fused weight "
+                           "(3·d, d_in) stacks W_q, W_k, W_v along its rows (dim 0)", want=(d, W.shape[1]),
+                           got=shapes))
     return torch.stack([torch.as_tensor(p).detach() for p in parts])
 
 

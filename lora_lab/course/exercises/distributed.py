@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from lora_lab.course.exercises import Case, CheckResult, Mistake, run_cases
+from lora_lab.course.i18n import t
 from lora_lab.lora.layer import LoRALinear
 
 # --- the payload of a model ----------------------------------------------------------------------
@@ -49,7 +50,7 @@ def _frozen_rest() -> nn.Module:
 
 
 def _payload_case(label: str, model: nn.Module, wire=None) -> Case:
-    return Case(f"{label}, wire_dtype={wire}", (model, wire), _payload(model, wire))
+    return Case(t("{label}, wire_dtype={wire}", label=label, wire=wire), (model, wire), _payload(model, wire))
 
 
 def _all_parameters(model, wire):  # frozen ones too
@@ -83,16 +84,18 @@ def _payload_mistakes() -> list[Mistake]:
 def check_payload_bytes(fn, hidden: bool = False) -> CheckResult:
     """`fn(model, wire_dtype=None)` -> bytes DDP all-reduces per step: every trainable parameter's
     gradient once, at its own element size, or at `wire_dtype`'s when a compression hook casts."""
-    cases = [_payload_case("nn.Linear(8, 4), all trainable", nn.Linear(8, 4)),
-             _payload_case("LoRALinear(nn.Linear(16, 8), r=2)", _lora(16, 8, 2, 0)),
-             _payload_case("bf16 Linear(6, 3) then fp32 Linear(3, 5)", _mixed()),
-             _payload_case("LoRALinear(nn.Linear(16, 8), r=2)", _lora(16, 8, 2, 0), torch.float16)]
-    more = [_payload_case("tied embedding and output weight, frozen norm", _tied()),
-            _payload_case("fp64: frozen Embedding, LayerNorm, Linear", _frozen_rest()),
-            _payload_case("fp64: frozen Embedding, LayerNorm, Linear", _frozen_rest(), torch.float16),
-            _payload_case("LoRALinear(nn.Linear(12, 20), r=3)", _lora(12, 20, 3, 5), torch.bfloat16),
-            _payload_case("everything frozen", nn.Linear(5, 5).requires_grad_(False)),
-            _payload_case("bf16 then fp32", _mixed(), torch.float16)] if hidden else []
+    lora16, lora12 = "LoRALinear(nn.Linear(16, 8), r=2)", "LoRALinear(nn.Linear(12, 20), r=3)"
+    cases = [_payload_case(t("nn.Linear(8, 4), all trainable"), nn.Linear(8, 4)),
+             _payload_case(lora16, _lora(16, 8, 2, 0)),
+             _payload_case(t("bf16 Linear(6, 3) then fp32 Linear(3, 5)"), _mixed()),
+             _payload_case(lora16, _lora(16, 8, 2, 0), torch.float16)]
+    frozen_rest = t("fp64: frozen Embedding, LayerNorm, Linear")
+    more = [_payload_case(t("tied embedding and output weight, frozen norm"), _tied()),
+            _payload_case(frozen_rest, _frozen_rest()),
+            _payload_case(frozen_rest, _frozen_rest(), torch.float16),
+            _payload_case(lora12, _lora(12, 20, 3, 5), torch.bfloat16),
+            _payload_case(t("everything frozen"), nn.Linear(5, 5).requires_grad_(False)),
+            _payload_case(t("bf16 then fp32"), _mixed(), torch.float16)] if hidden else []
     return run_cases("payload_bytes", fn, cases, _payload_mistakes(), hidden=more)
 
 

@@ -8,7 +8,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lora_lab.course.exercises import Case, CheckResult, Mistake, _report, run_cases
+from lora_lab.course.exercises import Case, CheckResult, Mistake, _report, raised, run_cases
+from lora_lab.course.i18n import t
 from lora_lab.lora.layer import LoRALinear
 
 # (n_blocks, d_model, n_targets per block, r, n_classes): a ViT-Base-like shape first (with 2 blocks,
@@ -103,12 +104,14 @@ def _as_floats(losses) -> list[float]:
         return [float(v) for v in losses]
     except (TypeError, ValueError, RuntimeError):
         got = type(losses).__name__
-        raise TypeError(f"return a list of floats (loss.item() of each step), got {got}") from None
+        raise TypeError(t("return a list of floats (loss.item() of each step), got {kind}",
+                          kind=got)) from None
 
 
 def _train_cases(specs) -> list[Case]:
-    return [Case(f"tiny model seed={s[0]} (d_in={s[1]}, width={s[2]}, classes={s[3]}, r={s[4]}), "
-                 f"steps={s[5]}, lr={s[6]}", (s,), _on_task(reference_train, s)) for s in specs]
+    return [Case(t("tiny model seed={seed} (d_in={d_in}, width={width}, classes={classes}, r={r}), "
+                   "steps={steps}, lr={lr}", seed=s[0], d_in=s[1], width=s[2], classes=s[3], r=s[4],
+                   steps=s[5], lr=s[6]), (s,), _on_task(reference_train, s)) for s in specs]
 
 
 TRAIN_MISTAKES = [
@@ -127,9 +130,9 @@ def _base_problem(fn, spec) -> str | None:
     base = {n: p.detach().clone() for n, p in model[0].base.named_parameters()}
     losses = fn(model, x, y, steps, lr)
     if any(not torch.equal(p, base[n]) or p.requires_grad for n, p in model[0].base.named_parameters()):
-        return "right losses, but a base weight changed or was unfrozen: train A, B and the head only"
+        return t("right losses, but a base weight changed or was unfrozen: train A, B and the head only")
     if not losses[-1] < losses[0]:
-        return f"the loss did not fall ({losses[0]:.4f} -> {losses[-1]:.4f})"
+        return t("the loss did not fall ({first:.4f} -> {last:.4f})", first=losses[0], last=losses[-1])
     return None
 
 
@@ -145,7 +148,7 @@ def check_train_lora(fn, hidden: bool = False, show: bool = True) -> CheckResult
         try:
             problem = _base_problem(fn, cases[0].args[0])
         except Exception as exc:  # the learner's code ran once already; never let it escape
-            problem = f"your function raised {type(exc).__name__}: {exc}"
+            problem = raised(exc)
         if problem is not None:
             return _report("train_lora", False, 0, result.total, problem, show, result.hidden)
     if show:

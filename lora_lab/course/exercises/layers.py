@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import torch
 
-from lora_lab.course.exercises import NOT_DONE, Case, CheckResult, Mistake, run_cases
+from lora_lab.course.exercises import (
+    NOT_DONE,
+    Case,
+    CheckResult,
+    Mistake,
+    cases_passed,
+    line,
+    raised,
+    run_cases,
+)
+from lora_lab.course.i18n import t
 from lora_lab.lora.trace import creates_shape
 
 
 def _say(name: str, problem: str | None, cases: int, total: int, show: bool = True) -> CheckResult:
-    message = f"✓ {name}: {cases}/{total} cases" if problem is None else f"✗ {name}: {problem}"
+    message = line(name, problem is None, cases_passed(cases, total) if problem is None else problem)
     if show:
         print(message)
     return CheckResult(name, problem is None, cases, total, message)
@@ -60,14 +70,16 @@ def check_lora_forward(fn, show: bool = True, hidden: bool = False) -> CheckResu
         cases.append(Case(f"x {tuple(x.shape)}, r={r}, α={alpha:g}", (x, W, A, B, alpha),
                           _forward(x, W, A, B, alpha)))
     x, W, A, B = _tensors(9, (2, 3, 5), (4, 5), (2, 5), (4, 2))
-    cases.append(Case("x (2, 3, 5): leading batch dimensions", (x, W, A, B, 2.0), _forward(x, W, A, B, 2.0)))
+    cases.append(Case(t("x (2, 3, 5): leading batch dimensions"), (x, W, A, B, 2.0),
+                      _forward(x, W, A, B, 2.0)))
     result = run_cases("lora_forward", fn, cases, FORWARD_MISTAKES, show=False,
                        hidden=_forward_hidden() if hidden else ())
     if result.passed:
         x, W, A, B = _tensors(0, (5, 6), (4, 6), (2, 6), (4, 2))
         if creates_shape(lambda: fn(x, W, A, B, 4.0), (4, 6)):
-            return _say("lora_forward", "right values, but you built the (d_out, d_in) matrix B @ A "
-                        "— go x → A → B: (x @ Aᵀ) @ Bᵀ never forms it", 0, len(cases), show)
+            problem = t("right values, but you built the (d_out, d_in) matrix B @ A "
+                        "— go x → A → B: (x @ Aᵀ) @ Bᵀ never forms it")
+            return _say("lora_forward", problem, 0, len(cases), show)
     if show:
         print(result.message)
     return result
@@ -77,22 +89,24 @@ def check_lora_forward(fn, show: bool = True, hidden: bool = False) -> CheckResu
 
 def _init_problem(pair, d_in: int, d_out: int, r: int) -> str | None:
     if not (isinstance(pair, tuple) and len(pair) == 2):
-        return f"expected a pair (A, B), got {type(pair).__name__}"
+        return t("expected a pair (A, B), got {kind}", kind=type(pair).__name__)
     A, B = (torch.as_tensor(t) if not isinstance(t, torch.Tensor) else t for t in pair)
     if tuple(A.shape) != (r, d_in) or tuple(B.shape) != (d_out, r):
-        swap = " — did you swap A and B?" if tuple(A.shape) == (d_out, r) else ""
-        return (f"expected A {(r, d_in)} and B {(d_out, r)}, "
-                f"got A {tuple(A.shape)} and B {tuple(B.shape)}{swap}")
+        swapped = tuple(A.shape) == (d_out, r)
+        return t("expected A {want_A} and B {want_B}, got A {A} and B {B} — did you swap A and B?" if swapped
+                 else "expected A {want_A} and B {want_B}, got A {A} and B {B}",
+                 want_A=(r, d_in), want_B=(d_out, r), A=tuple(A.shape), B=tuple(B.shape))
     if not A.is_floating_point() or not B.is_floating_point():
-        return "A and B must hold floating-point numbers"
+        return t("A and B must hold floating-point numbers")
     if bool((A == 0).all()) and bool((B == 0).all()):
-        return "A and B are both zero: then neither gets a gradient and LoRA never learns — make A random"
+        return t("A and B are both zero: then neither gets a gradient and LoRA never learns — make A random")
     if not bool((B == 0).all()):
-        a_zero = bool((A == 0).all())
-        hint = " (you set A = 0 and B random: the paper does it the other way round)" if a_zero else ""
-        return f"B must start at zero, so that ΔW = BA = 0 and the layer starts equal to its base{hint}"
+        if bool((A == 0).all()):
+            return t("B must start at zero, so that ΔW = BA = 0 and the layer starts equal to its base "
+                     "(you set A = 0 and B random: the paper does it the other way round)")
+        return t("B must start at zero, so that ΔW = BA = 0 and the layer starts equal to its base")
     if A.unique().numel() < 2:
-        return "A must be random (e.g. torch.randn or nn.init.kaiming_uniform_), not a constant"
+        return t("A must be random (e.g. torch.randn or nn.init.kaiming_uniform_), not a constant")
     return None
 
 
@@ -104,12 +118,14 @@ def check_lora_init(fn, show: bool = True) -> CheckResult:
         try:
             pair = fn(d_in, d_out, r)
         except NotImplementedError:
-            return _say("lora_init", NOT_DONE, i, total, show)
+            return _say("lora_init", t(NOT_DONE), i, total, show)
         except Exception as exc:  # a learner's bug becomes a message
-            return _say("lora_init", f"your function raised {type(exc).__name__}: {exc}", i, total, show)
+            return _say("lora_init", raised(exc), i, total, show)
         problem = _init_problem(pair, d_in, d_out, r)
         if problem is not None:
-            return _say("lora_init", f"case d_in={d_in}, d_out={d_out}, r={r}: {problem}", i, total, show)
+            label = f"d_in={d_in}, d_out={d_out}, r={r}"
+            return _say("lora_init", t("case {label}: {problem}", label=label, problem=problem), i, total,
+                        show)
     return _say("lora_init", None, total, total, show)
 
 
@@ -144,8 +160,8 @@ def check_merge(fn, show: bool = True, hidden: bool = False) -> CheckResult:
         before = W.clone()
         fn(W, A, B, 2.0)
         if not torch.equal(W, before):
-            problem = ("right values, but your function changed W0 in place — return a new matrix "
-                       "(W0 + ΔW), so the caller can still unmerge or switch tasks")
+            problem = t("right values, but your function changed W0 in place — return a new matrix "
+                        "(W0 + ΔW), so the caller can still unmerge or switch tasks")
             return _say("merge", problem, 0, len(cases), show)
     if show:
         print(result.message)

@@ -7,6 +7,7 @@ import math
 import torch
 
 from lora_lab.course.exercises import Case, CheckResult, Mistake, run_cases
+from lora_lab.course.i18n import t
 
 
 def _perplexity_reference(token_losses) -> float:
@@ -16,7 +17,7 @@ def _perplexity_reference(token_losses) -> float:
 def _hidden_loss_cases() -> list[Case]:
     gen = torch.Generator().manual_seed(1)
     lists = [[0.0, 0.0], [10.0, 0.1, 0.1, 0.1], torch.rand(1000, generator=gen, dtype=torch.float64) * 2 + 1]
-    labels = ["two certain tokens", "one bad token among four", "1000 random losses in [1, 3)"]
+    labels = [t("two certain tokens"), t("one bad token among four"), t("1000 random losses in [1, 3)")]
     return [Case(label, (losses,), _perplexity_reference(losses))
             for label, losses in zip(labels, lists, strict=True)]
 
@@ -25,7 +26,8 @@ def _loss_cases() -> list[Case]:
     gen = torch.Generator().manual_seed(0)
     lists = [[math.log(8.0)] * 5, [0.5, 1.0, 4.0], torch.rand(127, generator=gen, dtype=torch.float64) * 6,
              [3.79]]
-    labels = ["five tokens at ln 8", "[0.5, 1.0, 4.0]", "127 random losses in [0, 6)", "one token at 3.79"]
+    labels = [t("five tokens at ln 8"), "[0.5, 1.0, 4.0]", t("127 random losses in [0, 6)"),
+              t("one token at 3.79")]
     return [Case(label, (losses,), _perplexity_reference(losses))
             for label, losses in zip(labels, lists, strict=True)]
 

@@ -16,51 +16,14 @@ import torch
 from torch import nn
 
 from lora_lab.course.exercises import NOT_DONE, CheckResult, grading
+from lora_lab.course.exercises.problems import Problem, _close, _over_sizes, _param, _run, _steps
+from lora_lab.course.i18n import N_, t
 from lora_lab.lora.layer import LoRALinear
 from lora_lab.lora.trace import creates_shape
 
 #: (d_in, d_out, r, alpha, x's leading shape): the visible sizes, then the hidden ones
 VISIBLE = [(16, 8, 4, 8.0, (5,))]
 HIDDEN = [(7, 12, 3, 1.5, (2, 3)), (32, 20, 1, 16.0, (4,))]
-
-
-class Problem(Exception):
-    """A property that does not hold; its text is the message the learner reads."""
-
-
-def _run(what: str, fn):
-    """Call the learner's code; turn what it raises into a Problem that says so."""
-    try:
-        with grading.quiet():
-            return fn()
-    except NotImplementedError as exc:
-        raise Problem(NOT_DONE) from exc
-    except Problem:
-        raise
-    except Exception as exc:  # a learner's bug becomes a message, never a traceback
-        raise Problem(f"{what} raised {type(exc).__name__}: {exc}") from exc
-
-
-def _param(layer, name: str, shape: tuple[int, int], other: tuple[int, int] = ()) -> torch.Tensor:
-    p = getattr(layer, name, None)
-    if not isinstance(p, nn.Parameter):
-        raise Problem(f"expected an nn.Parameter called `{name}`, got {type(p).__name__}")
-    if tuple(p.shape) != shape:
-        swap = " — did you swap A and B?" if tuple(p.shape) in (shape[::-1], tuple(other)) else ""
-        raise Problem(f"`{name}` must be {shape}, got {tuple(p.shape)}{swap}")
-    return p
-
-
-def _close(got, want, what: str, atol: float = 1e-5) -> None:
-    if not isinstance(got, torch.Tensor):
-        raise Problem(f"{what}: expected a tensor, got {type(got).__name__}")
-    if tuple(got.shape) != tuple(want.shape):
-        raise Problem(f"{what}: expected shape {tuple(want.shape)}, got {tuple(got.shape)}")
-    if not torch.isfinite(got).all():
-        raise Problem(f"{what}: the output holds NaN or inf — an uninitialised tensor (torch.empty)?")
-    if not torch.allclose(got.detach().float(), want.detach().float(), rtol=1e-5, atol=atol):
-        raise Problem(f"{what}: values differ from the reference "
-                      f"(largest difference {(got - want).abs().max():.3g})")
 
 
 def _scaled_path(got, ref, x) -> None:
@@ -71,8 +34,9 @@ def _scaled_path(got, ref, x) -> None:
         mine, theirs = (got.detach() - ref.base(x)).flatten(), (ref(x) - ref.base(x)).flatten()
         k = float(mine @ theirs / (theirs @ theirs))
         if abs(k - 1) > 1e-3 and torch.allclose(mine, k * theirs, rtol=1e-4, atol=1e-6):
-            raise Problem(f"forward with a trained B: the LoRA path is {k:.4g}× the reference's — "
-                          f"is the scaling α/r (= {ref.scaling:g}) missing, or applied as α or r/α?")
+            raise Problem(t("forward with a trained B: the LoRA path is {k:.4g}× the reference's — "
+                            "is the scaling α/r (= {scaling:g}) missing, or applied as α or r/α?", k=k,
+                            scaling=ref.scaling))
 
 
 # --- the properties, in the order they are checked ------------------------------------------------
@@ -81,72 +45,75 @@ def _init_is_kaiming(A: torch.Tensor, d_in: int) -> None:
     bound = 1 / math.sqrt(d_in)  # kaiming_uniform_(a=√5) draws from U(−1/√d_in, 1/√d_in)
     a = A.detach()
     if bool((a == 0).all()):
-        raise Problem("A starts at zero: with B = 0 too, neither ever gets a gradient — make A random")
+        raise Problem(t("A starts at zero: with B = 0 too, neither ever gets a gradient — make A random"))
     if a.unique().numel() < 2 or a.abs().max() > bound * (1 + 1e-4) or a.abs().max() < 0.5 * bound:
-        raise Problem(f"A should start Kaiming uniform as loralib and PEFT do, entries in ±1/√d_in = "
-                      f"±{bound:.3f}: nn.init.kaiming_uniform_(A, a=math.sqrt(5)); got entries up to "
-                      f"{a.abs().max():.3g}")
+        raise Problem(t("A should start Kaiming uniform as loralib and PEFT do, entries in ±1/√d_in = "
+                        "±{bound:.3f}: nn.init.kaiming_uniform_(A, a=math.sqrt(5)); got entries up to "
+                        "{got:.3g}", bound=bound, got=a.abs().max()))
 
 
 def _start(layer, base, x, A, B, d_in, kaiming: bool = True) -> None:
     if not bool((B.detach() == 0).all()):
-        raise Problem("B must start at zero, so that ΔW = BA = 0 and the layer starts equal to its base")
+        raise Problem(t("B must start at zero, so that ΔW = BA = 0 and the layer starts equal to its base"))
     if kaiming:
         _init_is_kaiming(A, d_in)
     elif A.detach().unique().numel() < 2:
-        raise Problem("A must start random (the notes draw it from a normal distribution), not constant")
-    _close(_run("your forward", lambda: layer(x)), base(x), "at the start the layer must equal its base")
+        raise Problem(t("A must start random (the notes draw it from a normal distribution), not constant"))
+    _close(_run(N_("your forward"), lambda: layer(x)), base(x),
+           N_("at the start the layer must equal its base"))
 
 
 def _frozen(layer, base, A, B) -> None:
     trainable = {id(p) for p in layer.parameters() if p.requires_grad}
     if any(p.requires_grad for p in base.parameters()):
-        raise Problem("the base layer must be frozen: base.requires_grad_(False) (its weight and bias)")
+        raise Problem(t("the base layer must be frozen: base.requires_grad_(False) (its weight and bias)"))
     if trainable != {id(A), id(B)}:
-        raise Problem(f"exactly lora_A and lora_B should be trainable, got {len(trainable)} trainable "
-                      "tensors")
+        raise Problem(t("exactly lora_A and lora_B should be trainable, got {n} trainable tensors",
+                        n=len(trainable)))
 
 
 def _forward_and_grads(layer, ref, x, A, B, names=("lora_A", "lora_B")) -> None:
-    got = _run("your forward", lambda: layer(x))
+    got = _run(N_("your forward"), lambda: layer(x))
     _scaled_path(got, ref, x)
-    _close(got, ref(x), "forward with a trained B")
+    _close(got, ref(x), N_("forward with a trained B"))
     g = torch.randn(*x.shape[:-1], ref.out_features, generator=torch.Generator().manual_seed(1))
     for m in (layer, ref):
         m.zero_grad()
-    _run("your backward", lambda: (layer(x) * g).sum().backward())
+    _run(N_("your backward"), lambda: (layer(x) * g).sum().backward())
     (ref(x) * g).sum().backward()
     for name, mine, theirs in ((names[0], A, ref.lora_A), (names[1], B, ref.lora_B)):
         if mine.grad is None:
-            raise Problem(f"`{name}` got no gradient: is it used in forward, and is requires_grad on?")
-        _close(mine.grad, theirs.grad, f"the gradient of {name}")
+            raise Problem(t("`{name}` got no gradient: is it used in forward, and is requires_grad on?",
+                            name=name))
+        _close(mine.grad, theirs.grad, t("the gradient of {name}", name=name))
 
 
 def _no_full_product(layer, x, d_out, d_in) -> None:
-    if _run("your forward", lambda: creates_shape(lambda: layer(x), (d_out, d_in))):
-        raise Problem(f"your forward builds a ({d_out}, {d_in}) tensor, as big as W0 (B @ A?): "
-                      "go x → A → B, (x @ Aᵀ) @ Bᵀ, which never forms it")
+    if _run(N_("your forward"), lambda: creates_shape(lambda: layer(x), (d_out, d_in))):
+        raise Problem(t("your forward builds a ({d_out}, {d_in}) tensor, as big as W0 (B @ A?): "
+                        "go x → A → B, (x @ Aᵀ) @ Bᵀ, which never forms it", d_out=d_out, d_in=d_in))
 
 
 def _merge_round_trip(layer, x, delta: torch.Tensor) -> None:
     W0, before = layer.base.weight.detach().clone(), layer(x).detach()
-    _run("your merge()", layer.merge)
-    _close(layer.base.weight, W0 + delta, "after merge(), base.weight must be W0 + (α/r)·B @ A", atol=1e-6)
-    _close(_run("your forward", lambda: layer(x)), before,
-           "once merged, forward must give the same output (and not add the LoRA path a second time)")
+    _run(N_("your merge()"), layer.merge)
+    _close(layer.base.weight, W0 + delta, N_("after merge(), base.weight must be W0 + (α/r)·B @ A"),
+           atol=1e-6)
+    _close(_run(N_("your forward"), lambda: layer(x)), before,
+           N_("once merged, forward must give the same output (and not add the LoRA path a second time)"))
     merged = layer.base.weight.detach().clone()
     try:
         with grading.quiet():
             layer.merge()
     except NotImplementedError as exc:
-        raise Problem(NOT_DONE) from exc
+        raise Problem(t(NOT_DONE)) from exc
     except Exception:  # refusing a second merge is right
         pass
     if not torch.equal(layer.base.weight.detach(), merged):
-        raise Problem("merging twice added ΔW twice: a second merge() must raise or do nothing")
-    _run("your unmerge()", layer.unmerge)
-    _close(layer.base.weight, W0, "after unmerge(), base.weight must be W0 again", atol=1e-6)
-    _close(_run("your forward", lambda: layer(x)), before, "after unmerge(), the same output")
+        raise Problem(t("merging twice added ΔW twice: a second merge() must raise or do nothing"))
+    _run(N_("your unmerge()"), layer.unmerge)
+    _close(layer.base.weight, W0, N_("after unmerge(), base.weight must be W0 again"), atol=1e-6)
+    _close(_run(N_("your forward"), lambda: layer(x)), before, N_("after unmerge(), the same output"))
 
 
 def _trained(layer_B: torch.Tensor, seed: int) -> None:
@@ -174,9 +141,9 @@ def _lora_linear_size(cls, size, seed: int) -> int:
     torch.manual_seed(seed)
     base, x = nn.Linear(d_in, d_out), torch.randn(*lead, d_in)
     reference_base = _copy(base)
-    layer = _run("your __init__", lambda: cls(base, r, alpha))
+    layer = _run(N_("your __init__"), lambda: cls(base, r, alpha))
     if getattr(layer, "base", None) is not base:
-        raise Problem("keep the wrapped layer as `self.base` (the very nn.Linear you were given)")
+        raise Problem(t("keep the wrapped layer as `self.base` (the very nn.Linear you were given)"))
     A, B = _param(layer, "lora_A", (r, d_in), (d_out, r)), _param(layer, "lora_B", (d_out, r), (r, d_in))
     steps = [lambda: _start(layer, reference_base, x, A, B, d_in), lambda: _frozen(layer, base, A, B),
              lambda: _trained(B, seed),
@@ -185,50 +152,6 @@ def _lora_linear_size(cls, size, seed: int) -> int:
              lambda: _no_full_product(layer, x, d_out, d_in),
              lambda: _merge_round_trip(layer, x, (alpha / r) * B.detach() @ A.detach())]
     return _steps(steps)
-
-
-def _steps(steps) -> int:
-    """Run the properties in order; a Problem carries how many passed before it."""
-    for done, step in enumerate(steps):
-        try:
-            step()
-        except Problem as problem:
-            problem.passed = done + 1  # building the layer and its shapes count as one
-            raise
-    return len(steps) + 1
-
-
-def _size_label(size) -> str:
-    return f"d_in={size[0]}, d_out={size[1]}, r={size[2]}, α={size[3]:g}"
-
-
-def _over_sizes(name: str, build_and_check, sizes, per: int, show: bool, hidden: int = 0,
-                label=_size_label) -> CheckResult:
-    """Check every size (`per` properties each); report the first failure and the cases passed.
-    The checks seed torch themselves, inside `fork_rng`: the notebook's random stream is left as it was."""
-    with torch.random.fork_rng(devices=[]):
-        return _each_size(name, build_and_check, sizes, per, show, hidden, label)
-
-
-def _each_size(name, build_and_check, sizes, per, show, hidden, label) -> CheckResult:
-    cases = 0
-    for i, size in enumerate(sizes):
-        try:
-            cases += build_and_check(size, seed=i)
-        except Problem as problem:
-            done = getattr(problem, "passed", 0)
-            total = per * len(sizes)
-            text = str(problem) if str(problem) == NOT_DONE else f"{label(size)}: {problem}"
-            return _result(name, False, cases + done, total, text, show, hidden)
-    return _result(name, True, cases, cases, f"{cases}/{cases} cases", show, hidden)
-
-
-def _result(name, passed, cases, total, detail, show, hidden) -> CheckResult:
-    extra = f" ({hidden} hidden)" if passed and hidden else ""
-    message = f"{'✓' if passed else '✗'} {name}: {detail}{extra}"
-    if show:
-        print(message)
-    return CheckResult(name, passed, cases, total, message, hidden)
 
 
 def check_lora_linear(cls, show: bool = True, hidden: bool = False) -> CheckResult:

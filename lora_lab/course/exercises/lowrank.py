@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from lora_lab.course.exercises import Case, CheckResult, Mistake, run_cases
+from lora_lab.course.i18n import t
 
 
 def _matrix(m: int, n: int, seed: int) -> np.ndarray:
@@ -114,7 +115,7 @@ def _budget_cases(specs) -> list[Case]:
     for m, n, max_numbers, seed in specs:
         M = _matrix(m, n, seed)
         r = _budget_rank(m, n, max_numbers)
-        label = f"M {m}×{n}, max_numbers={max_numbers} (so r={r})"
+        label = t("M {m}×{n}, max_numbers={max_numbers} (so r={r})", m=m, n=n, max_numbers=max_numbers, r=r)
         cases.append(Case(label, (M, max_numbers), _svd_approx(M, r)))
     return cases
 
@@ -124,11 +125,11 @@ def _factor_product(fn):
     def product(M, max_numbers):
         out = fn(M, max_numbers)
         if not isinstance(out, (tuple, list)) or len(out) != 2:
-            raise TypeError(f"return a pair (B, A), got {type(out).__name__}")
+            raise TypeError(t("return a pair (B, A), got {kind}", kind=type(out).__name__))
         B, A = (np.asarray(f, dtype=float) for f in out)
         if B.ndim != 2 or A.ndim != 2 or B.shape[0] != M.shape[0] or A.shape[1] != M.shape[1]:
-            raise ValueError(f"B must be (m, r) = ({M.shape[0]}, r) and A (r, n) = (r, {M.shape[1]}); "
-                             f"got B {B.shape}, A {A.shape}")
+            raise ValueError(t("B must be (m, r) = ({m}, r) and A (r, n) = (r, {n}); got B {B}, A {A}",
+                               m=M.shape[0], n=M.shape[1], B=B.shape, A=A.shape))
         return B @ A
     return product
 

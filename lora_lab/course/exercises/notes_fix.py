@@ -21,6 +21,7 @@ from lora_lab.course.exercises.lora_module import (
     _steps,
     _trained,
 )
+from lora_lab.course.i18n import N_, t
 
 
 def _notes_size(cls, size, seed: int) -> int:
@@ -28,11 +29,12 @@ def _notes_size(cls, size, seed: int) -> int:
     d_in, d_out, r, alpha, lead = size
     torch.manual_seed(seed)
     x = torch.randn(*lead, d_in)
-    layer = _run("your __init__", lambda: cls(d_in, d_out, r, alpha))
+    layer = _run(N_("your __init__"), lambda: cls(d_in, d_out, r, alpha))
     A, B = _param(layer, "A", (r, d_in), (d_out, r)), _param(layer, "B", (d_out, r), (r, d_in))
     W, b = (getattr(layer, n, None) for n in ("weight", "bias"))
     if not isinstance(W, torch.Tensor) or tuple(W.shape) != (d_out, d_in) or W.requires_grad:
-        raise Problem(f"keep the notes' frozen `weight` ({d_out}, {d_in}) with requires_grad=False")
+        raise Problem(t("keep the notes' frozen `weight` ({d_out}, {d_in}) with requires_grad=False",
+                        d_out=d_out, d_in=d_in))
     base = nn.Linear(d_in, d_out, bias=b is not None).requires_grad_(False)
     with torch.no_grad():
         base.weight.copy_(W)
@@ -47,7 +49,7 @@ def _notes_size(cls, size, seed: int) -> int:
 
 def _no_weight_grad(W: torch.Tensor) -> None:
     if W.grad is not None:
-        raise Problem("the frozen weight received a gradient: it must stay requires_grad=False")
+        raise Problem(t("the frozen weight received a gradient: it must stay requires_grad=False"))
 
 
 def check_notes_fix(cls, show: bool = True, hidden: bool = False) -> CheckResult:

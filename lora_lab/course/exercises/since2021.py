@@ -8,7 +8,19 @@ import numpy as np
 import torch
 from torch import nn
 
-from lora_lab.course.exercises import NOT_DONE, Case, CheckResult, Mistake, grading, run_cases
+from lora_lab.course.exercises import (
+    NOT_DONE,
+    Case,
+    CheckResult,
+    Mistake,
+    cases_passed,
+    grading,
+    is_not_done,
+    line,
+    raised,
+    run_cases,
+)
+from lora_lab.course.i18n import N_, t
 from lora_lab.lora.inject import add_lora
 from lora_lab.maths.intruders import intruders
 
@@ -31,13 +43,13 @@ _SWEEPS = [  # (full rates, their losses, LoRA rates, their losses): made-up swe
 
 _NAN = float("nan")
 _HIDDEN_SWEEPS = [  # (label, sweep): other grid lengths, NumPy arrays, a ratio below 1, many NaNs
-    ("LoRA's best below full's", ((1e-2, 2e-2, 4e-2, 8e-2), (0.8, 0.4, 0.3, 0.5), (5e-3, 1e-2, 2e-2),
+    (N_("LoRA's best below full's"), ((1e-2, 2e-2, 4e-2, 8e-2), (0.8, 0.4, 0.3, 0.5), (5e-3, 1e-2, 2e-2),
                                   (0.2, 0.3, 0.5))),
-    ("arrays, grids of 5 and 2 rates", (np.array([1e-4, 3e-4, 1e-3, 3e-3, 1e-2]),
+    (N_("arrays, grids of 5 and 2 rates"), (np.array([1e-4, 3e-4, 1e-3, 3e-3, 1e-2]),
                                         np.array([0.31, 0.3, 0.5, _NAN, _NAN]), np.array([1e-3, 1e-2]),
                                         np.array([0.7, 0.2]))),
-    ("all but one LoRA run diverged", ((1e-3, 1e-2), (0.5, 0.6), (1e-2, 1e-1, 1.0), (_NAN, 0.9, _NAN))),
-    ("lists, best at the first rate", ([3e-4, 6e-4, 1.2e-3], [0.1, 0.2, 0.3], [3e-3, 6e-3], [0.4, 0.5])),
+    (N_("all but one LoRA run diverged"), ((1e-3, 1e-2), (0.5, 0.6), (1e-2, 1e-1, 1.0), (_NAN, 0.9, _NAN))),
+    (N_("lists, best at the first rate"), ([3e-4, 6e-4, 1.2e-3], [0.1, 0.2, 0.3], [3e-3, 6e-3], [0.4, 0.5])),
 ]
 
 
@@ -45,8 +57,8 @@ def check_lr_ratio(fn, show: bool = True, hidden: bool = False) -> CheckResult:
     """`fn(full_lrs, full_losses, lora_lrs, lora_losses)` -> best LoRA rate / best full rate, each
     the rate of lowest loss on its grid; a NaN loss (a diverged run) is the worst.
     `hidden=True` adds the grade cell's hidden cases."""
-    cases = [Case(f"sweep {i + 1}", sweep, _ratio(*sweep)) for i, sweep in enumerate(_SWEEPS)]
-    more = [Case(label, sweep, _ratio(*sweep)) for label, sweep in _HIDDEN_SWEEPS] if hidden else []
+    cases = [Case(t("sweep {n}", n=i + 1), sweep, _ratio(*sweep)) for i, sweep in enumerate(_SWEEPS)]
+    more = [Case(t(label), sweep, _ratio(*sweep)) for label, sweep in _HIDDEN_SWEEPS] if hidden else []
     mistakes = [
         Mistake(lambda fl, fs, ll, ls: 1.0 / _ratio(fl, fs, ll, ls),
                 "that is full / LoRA: the question is how many times larger LoRA's best rate is"),
@@ -86,10 +98,10 @@ def _intruder_cases() -> list[Case]:
     W0, W = _planted(0)
     W0b, Wb = _planted(1, n_new=2)
     W0c, _ = _planted(2)
-    return [Case("one planted direction, k=5, ε=0.5", (W0, W, 5, 0.5), len(intruders(W0, W, 5, 0.5))),
-            Case("two planted directions, k=5, ε=0.5", (W0b, Wb, 5, 0.5), len(intruders(W0b, Wb, 5, 0.5))),
-            Case("W = -W0 (same directions, signs flipped), k=5", (W0c, -W0c, 5, 0.5), 0),
-            Case("two planted, k=1, ε=0.9", (W0b, Wb, 1, 0.9), len(intruders(W0b, Wb, 1, 0.9)))]
+    return [Case(t("one planted direction, k=5, ε=0.5"), (W0, W, 5, 0.5), len(intruders(W0, W, 5, 0.5))),
+            Case(t("two planted directions, k=5, ε=0.5"), (W0b, Wb, 5, 0.5), len(intruders(W0b, Wb, 5, 0.5))),
+            Case(t("W = -W0 (same directions, signs flipped), k=5"), (W0c, -W0c, 5, 0.5), 0),
+            Case(t("two planted, k=1, ε=0.9"), (W0b, Wb, 1, 0.9), len(intruders(W0b, Wb, 1, 0.9)))]
 
 
 def _hidden_intruder_cases() -> list[Case]:
@@ -98,10 +110,10 @@ def _hidden_intruder_cases() -> list[Case]:
     W0w, Ww = _planted(5, strength=0.5)  # a weak new direction, far down the ranking
     W0r, _ = _planted(4)
     R, _ = np.linalg.qr(np.random.default_rng(6).normal(size=(W0r.shape[1],) * 2))
-    cases = [("three planted, W0 (20, 8), k=4, ε=0.5", (W0, W, 4, 0.5)),
-             ("three planted, k=8, ε=0.3", (W0, W, 8, 0.3)),
-             ("a weak new direction, k=3, ε=0.5", (W0w, Ww, 3, 0.5)),
-             ("W = W0 @ R (every weight moved, no new output direction), k=6", (W0r, W0r @ R, 6, 0.5))]
+    cases = [(t("three planted, W0 (20, 8), k=4, ε=0.5"), (W0, W, 4, 0.5)),
+             (t("three planted, k=8, ε=0.3"), (W0, W, 8, 0.3)),
+             (t("a weak new direction, k=3, ε=0.5"), (W0w, Ww, 3, 0.5)),
+             (t("W = W0 @ R (every weight moved, no new output direction), k=6"), (W0r, W0r @ R, 6, 0.5))]
     return [Case(label, args, len(intruders(*args))) for label, args in cases]
 
 
@@ -153,24 +165,24 @@ def _nested_lora_model(seed: int = 1) -> nn.Module:
 
 
 #: (label, the model to group, lr, ratio): the visible cases, then the grade cell's hidden ones
-_PLUS_VISIBLE = [("q_proj, v_proj and a head", _tiny_lora_model, 1e-3, 16.0),
-                 ("the same model", _tiny_lora_model, 2e-4, 4.0)]
-_PLUS_HIDDEN = [("nested blocks, head frozen, one adapter frozen", _nested_lora_model, 5e-4, 8.0),
-                ("ratio 1: one rate for every parameter", _tiny_lora_model, 3e-3, 1.0)]
+_PLUS_VISIBLE = [(N_("q_proj, v_proj and a head"), _tiny_lora_model, 1e-3, 16.0),
+                 (N_("the same model"), _tiny_lora_model, 2e-4, 4.0)]
+_PLUS_HIDDEN = [(N_("nested blocks, head frozen, one adapter frozen"), _nested_lora_model, 5e-4, 8.0),
+                (N_("ratio 1: one rate for every parameter"), _tiny_lora_model, 3e-3, 1.0)]
 
 
 def _group_rates(names: dict[int, str], groups) -> dict[str, float] | str:
     rates: dict[str, float] = {}
     for g in groups:
         if "params" not in g or "lr" not in g:
-            return "every group needs a 'params' list and an 'lr'"
+            return t("every group needs a 'params' list and an 'lr'")
         if isinstance(g["params"], torch.Tensor):
-            return "'params' must be a list of parameters, not one tensor: wrap it in [...]"
+            return t("'params' must be a list of parameters, not one tensor: wrap it in [...]")
         for p in g["params"]:
             if id(p) not in names:
-                return "a group holds a tensor that is not a parameter of the model"
+                return t("a group holds a tensor that is not a parameter of the model")
             if names[id(p)] in rates:
-                return f"{names[id(p)]} is in two groups: each parameter must appear once"
+                return t("{name} is in two groups: each parameter must appear once", name=names[id(p)])
             rates[names[id(p)]] = float(g["lr"])
     return rates
 
@@ -178,11 +190,12 @@ def _group_rates(names: dict[int, str], groups) -> dict[str, float] | str:
 def _rates_by_name(model: nn.Module, groups) -> dict[str, float] | str:
     """name -> the learning rate the groups give it, or a message saying what is wrong."""
     if not isinstance(groups, (list, tuple)) or not all(isinstance(g, dict) for g in groups):
-        return f"return a list of dicts like {{'params': [...], 'lr': ...}}, got {type(groups).__name__}"
+        return t("return a list of dicts like {{'params': [...], 'lr': ...}}, got {kind}",
+                 kind=type(groups).__name__)
     try:
         return _group_rates({id(p): n for n, p in model.named_parameters()}, groups)
     except (TypeError, ValueError) as exc:  # e.g. an lr that is not a number, params not iterable
-        return f"the groups could not be read ({type(exc).__name__}: {exc})"
+        return t("the groups could not be read ({error}: {exc})", error=type(exc).__name__, exc=exc)
 
 
 def _lora_plus_problem(fn, model: nn.Module, lr: float, ratio: float) -> str | None:
@@ -190,24 +203,26 @@ def _lora_plus_problem(fn, model: nn.Module, lr: float, ratio: float) -> str | N
         with grading.quiet():
             groups = fn(model, lr, ratio)
     except NotImplementedError:
-        return NOT_DONE
+        return t(NOT_DONE)
     except Exception as exc:  # a learner's bug becomes a message
-        return f"your function raised {type(exc).__name__}: {exc}"
+        return raised(exc)
     rates = _rates_by_name(model, groups)
     if isinstance(rates, str):
         return rates
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     if set(rates) - trainable:
         frozen = sorted(set(rates) - trainable)[0]
-        return f"frozen parameters are in the groups ({frozen}…): pass only those that train"
+        return t("frozen parameters are in the groups ({name}…): pass only those that train", name=frozen)
     if trainable - set(rates):
-        return f"{sorted(trainable - set(rates))[0]} trains but is in no group"
+        return t("{name} trains but is in no group", name=sorted(trainable - set(rates))[0])
     for name, got in rates.items():
         want = lr * ratio if "lora_B" in name else lr
         if not np.isclose(got, want):
-            hint = (" — only B gets the larger rate: B (d_out, r) starts at zero and LoRA+ speeds it up"
-                    if "lora_A" in name and np.isclose(got, lr * ratio) else "")
-            return f"{name} gets lr {got:g}, expected {want:g} (lr={lr:g}, ratio={ratio:g}){hint}"
+            template = N_("{name} gets lr {got:g}, expected {want:g} (lr={lr:g}, ratio={ratio:g})")
+            if "lora_A" in name and np.isclose(got, lr * ratio):
+                template = N_("{name} gets lr {got:g}, expected {want:g} (lr={lr:g}, ratio={ratio:g}) — only "
+                              "B gets the larger rate: B (d_out, r) starts at zero and LoRA+ speeds it up")
+            return t(template, name=name, got=got, want=want, lr=lr, ratio=ratio)
     return None
 
 
@@ -221,11 +236,11 @@ def check_lora_plus_groups(fn, show: bool = True, hidden: bool = False) -> Check
         if problem is None:
             passed += 1
         elif first is None:
-            kind = "hidden case" if i >= len(_PLUS_VISIBLE) else "case"
-            first = problem if problem == NOT_DONE else f"{kind} {label}: {problem}"
+            where = N_("hidden case {label}: {problem}") if i >= len(_PLUS_VISIBLE) else \
+                N_("case {label}: {problem}")
+            first = problem if is_not_done(problem) else t(where, label=t(label), problem=problem)
     n_hidden = len(settings) - len(_PLUS_VISIBLE)
-    detail = first or f"{passed}/{len(settings)} cases" + (f" ({n_hidden} hidden)" if n_hidden else "")
-    message = f"{'✗' if first else '✓'} lora_plus_groups: {detail}"
+    message = line("lora_plus_groups", first is None, first or cases_passed(passed, len(settings), n_hidden))
     if show:
         print(message)
     return CheckResult("lora_plus_groups", first is None, passed, len(settings), message, n_hidden)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from lora_lab.course.exercises import Case, CheckResult, Mistake, run_cases, to_array
+from lora_lab.course.i18n import t
 from lora_lab.maths.subspace import amplification, subspace_similarity
 
 
@@ -55,9 +56,11 @@ def _as_projector(U, d_in: int, i: int) -> np.ndarray:
     arr = to_array(U)
     if arr is None or arr.shape != (d_in, i):
         got = None if arr is None else arr.shape
-        hint = (" — transpose: one direction per column" if got == (i, d_in)
-                else " — A is (r, d_in): its right singular vectors live in R^d_in")
-        raise ValueError(f"expected shape (d_in, i)=({d_in}, {i}), got {got}{hint}")
+        template = ("expected shape (d_in, i)=({d_in}, {i}), got {got} — transpose: one direction per column"
+                    if got == (i, d_in) else
+                    "expected shape (d_in, i)=({d_in}, {i}), got {got} — A is (r, d_in): its right singular "
+                    "vectors live in R^d_in")
+        raise ValueError(t(template, d_in=d_in, i=i, got=got))
     return arr @ arr.T  # (d_in, d_in)
 
 
@@ -69,7 +72,7 @@ def _direction_cases(specs) -> list[Case]:
     cases = []
     for seed, r, d, i, scale in specs:
         A = np.random.default_rng(seed).standard_normal((r, d)) * scale
-        cases.append(Case(f"A {A.shape} (scale {scale:g}), i={i}", (A, i),
+        cases.append(Case(t("A {shape} (scale {scale:g}), i={i}", shape=A.shape, scale=scale, i=i), (A, i),
                           _as_projector(_reference_directions(A, i), d, i)))
     return cases
 
@@ -99,7 +102,7 @@ def _constructed(seed: int, d: int, r: int, d_in: int | None = None):
 
 
 def _amplification_cases(specs) -> list[Case]:
-    return [Case(f"W ({d}, {d_in}), ΔW of rank {r}", _constructed(s, d, r, d_in),
+    return [Case(t("W ({d}, {d_in}), ΔW of rank {r}", d=d, d_in=d_in, r=r), _constructed(s, d, r, d_in),
                  amplification(*_constructed(s, d, r, d_in))["factor"]) for s, d, d_in, r in specs]
 
 

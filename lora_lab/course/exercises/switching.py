@@ -7,8 +7,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lora_lab.course.exercises import NOT_DONE, CheckResult, grading
+from lora_lab.course.exercises import NOT_DONE, CheckResult, cases_passed, grading, is_not_done, line
 from lora_lab.course.exercises.lora_module import Problem, _run
+from lora_lab.course.i18n import N_, as_msg, t
 from lora_lab.lora.layer import LoRALinear
 
 #: (d_in, d_out, r, alpha): the visible size, then the grade cell's hidden ones
@@ -51,15 +52,16 @@ def _unmerged_weight(layer, W0, delta) -> None:
     W = layer.base.weight.detach()
     if _gap(W, W0) <= 1e-5:
         return
-    hints = [(W0 + delta, "base.weight was not changed: subtract ΔW from it in place "
-              "(with torch.no_grad(): layer.base.weight -= …), not into a new tensor"),
-             (W0 + 2 * delta, "ΔW was added again: unmerge subtracts it"),
-             (W0 + delta - delta / layer.scaling, "ΔW is scaling · B @ A: the scaling α/r is missing"),
-             (W0 + delta - delta * layer.scaling, "the scaling is applied twice: ΔW = scaling · B @ A")]
+    hints = [(W0 + delta, N_("base.weight was not changed: subtract ΔW from it in place "
+                             "(with torch.no_grad(): layer.base.weight -= …), not into a new tensor")),
+             (W0 + 2 * delta, N_("ΔW was added again: unmerge subtracts it")),
+             (W0 + delta - delta / layer.scaling, N_("ΔW is scaling · B @ A: the scaling α/r is missing")),
+             (W0 + delta - delta * layer.scaling, N_("the scaling is applied twice: ΔW = scaling · B @ A"))]
     for wrong, hint in hints:
         if tuple(W.shape) == tuple(wrong.shape) and _gap(W, wrong) <= 1e-5:
-            raise Problem(f"after unmerge, base.weight is not W0 — {hint}")
-    raise Problem(f"after unmerge, base.weight must be W0 again (largest difference {_gap(W, W0):.3g})")
+            raise Problem(t("after unmerge, base.weight is not W0 — {hint}", hint=t(hint)))
+    raise Problem(t("after unmerge, base.weight must be W0 again (largest difference {err:.3g})",
+                    err=_gap(W, W0)))
 
 
 def _refuses_twice(fn, layer) -> None:
@@ -69,14 +71,16 @@ def _refuses_twice(fn, layer) -> None:
         with grading.quiet():
             fn(layer)
     except NotImplementedError as exc:
-        raise Problem(NOT_DONE) from exc
+        raise Problem(t(NOT_DONE)) from exc
     except Exception:  # refusing is right
         if not torch.equal(layer.base.weight.detach(), W):
-            raise Problem("unmerge on an unmerged layer changed base.weight before refusing") from None
+            raise Problem(t("unmerge on an unmerged layer changed base.weight before refusing")) from None
         return
-    raise Problem("unmerge on a layer that is not merged must refuse (raise an error): it would "
-                  "subtract ΔW a second time" + ("" if torch.equal(layer.base.weight.detach(), W)
-                                                  else ", and yours did"))
+    if torch.equal(layer.base.weight.detach(), W):
+        raise Problem(t("unmerge on a layer that is not merged must refuse (raise an error): it would "
+                        "subtract ΔW a second time"))
+    raise Problem(t("unmerge on a layer that is not merged must refuse (raise an error): it would "
+                    "subtract ΔW a second time, and yours did"))
 
 
 def _unmerge_size(fn, size, seed: int) -> int:
@@ -84,29 +88,32 @@ def _unmerge_size(fn, size, seed: int) -> int:
     W0, before = layer.base.weight.detach().clone(), layer(x).detach()
     delta = layer.delta_weight().detach().clone()
     layer.merge()
-    _run("your unmerge", lambda: fn(layer))
+    _run(N_("your unmerge"), lambda: fn(layer))
     steps = [lambda: _unmerged_weight(layer, W0, delta),
              lambda: _flag_cleared(layer),
-             lambda: _same_output(layer(x), before, "after unmerge, forward"),
+             lambda: _same_output(layer(x), before, N_("after unmerge, forward")),
              lambda: _refuses_twice(fn, layer)]
     return _steps(steps)
 
 
 def _flag_cleared(layer) -> None:
     if layer.merged:
-        raise Problem("layer.merged is still True: set it to False, or forward skips the LoRA path "
-                      "(and merge() refuses to merge again)")
+        raise Problem(t("layer.merged is still True: set it to False, or forward skips the LoRA path "
+                        "(and merge() refuses to merge again)"))
 
 
-def _same_output(got, want, what: str) -> None:
+def _same_output(got, want, what) -> None:
+    """`what` is a template (or a Msg) naming the output being compared."""
+    what = as_msg(what)
     if not isinstance(got, torch.Tensor) or tuple(got.shape) != tuple(want.shape):
         shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
-        raise Problem(f"{what}: expected a tensor of shape {tuple(want.shape)}, got {shape}")
+        raise Problem(t("{what}: expected a tensor of shape {want}, got {got}", what=what,
+                        want=tuple(want.shape), got=shape))
     if not torch.isfinite(got).all():
-        raise Problem(f"{what}: the output holds NaN or inf")
+        raise Problem(t("{what}: the output holds NaN or inf", what=what))
     if not torch.allclose(got.detach().double(), want.detach().double(), rtol=1e-4, atol=1e-4):
-        raise Problem(f"{what}: differs from the unmerged layer's output (largest difference "
-                      f"{_gap(got, want):.3g})")
+        raise Problem(t("{what}: differs from the unmerged layer's output (largest difference {err:.3g})",
+                        what=what, err=_gap(got, want)))
 
 
 def _steps(steps, start: int = 0) -> int:
@@ -135,13 +142,14 @@ def _unmerged_output(W0, bias, A, B, scaling, x) -> torch.Tensor:
 
 def _outputs(outputs, n: int, d_out: int) -> list[torch.Tensor]:
     if not isinstance(outputs, (list, tuple)) or len(outputs) != n:
-        got = f"a {type(outputs).__name__} of {len(outputs)}" if isinstance(outputs, (list, tuple)) else \
-            type(outputs).__name__
-        raise Problem(f"return one output per adapter, a list of {n} tensors; got {got}")
+        got = t("a {kind} of {n}", kind=type(outputs).__name__, n=len(outputs)) \
+            if isinstance(outputs, (list, tuple)) else type(outputs).__name__
+        raise Problem(t("return one output per adapter, a list of {n} tensors; got {got}", n=n, got=got))
     for out in outputs:
         if not isinstance(out, torch.Tensor) or tuple(out.shape) != (5, d_out):
             shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            raise Problem(f"each output must be the layer's output on x, shape (5, {d_out}); got {shape}")
+            raise Problem(t("each output must be the layer's output on x, shape (5, {d_out}); got {got}",
+                            d_out=d_out, got=shape))
     return list(outputs)
 
 
@@ -152,29 +160,29 @@ def _each_task(outputs, want, old, W0, bias, x) -> None:
         if torch.allclose(got.detach().double(), expected, rtol=1e-4, atol=1e-4):
             continue
         stacked = expected + sum(want[j] - base_out for j in range(i))
-        slips = [(base_out, "ΔW is missing: load the adapter's A and B, then merge()"),
-                 (want[i - 1] if i else old, "that is the adapter the layer held before: copy each A and B "
-                  "into layer.lora_A and layer.lora_B before merging"),
-                 (stacked, "W still held the previous task's ΔW: unmerge after serving a "
-                  "task, before merging the next")]
+        slips = [(base_out, N_("ΔW is missing: load the adapter's A and B, then merge()")),
+                 (want[i - 1] if i else old, N_("that is the adapter the layer held before: copy each A and "
+                                                "B into layer.lora_A and layer.lora_B before merging")),
+                 (stacked, N_("W still held the previous task's ΔW: unmerge after serving a "
+                              "task, before merging the next"))]
         for wrong, hint in slips:
             if torch.allclose(got.detach().double(), wrong, rtol=1e-4, atol=1e-4):
-                raise Problem(f"task {i}: {hint}")
-        _same_output(got, expected, f"task {i}'s output")
+                raise Problem(t("task {i}: {hint}", i=i, hint=t(hint)))
+        _same_output(got, expected, t("task {i}'s output", i=i))
 
 
 def _served_merged(layer, n: int) -> None:
     if len(layer.served_merged) < n or not all(layer.served_merged):
-        raise Problem("serve each task merged: call layer.merge() before computing its output — a merged "
-                      "layer runs the base's operations, no added latency (the outputs agree either way)")
+        raise Problem(t("serve each task merged: call layer.merge() before computing its output — a merged "
+                        "layer runs the base's operations, no added latency (the outputs agree either way)"))
 
 
 def _back_to_w0(layer, W0) -> None:
     if layer.merged:
-        raise Problem("the layer is still merged at the end: unmerge after serving each task")
+        raise Problem(t("the layer is still merged at the end: unmerge after serving each task"))
     if _gap(layer.base.weight, W0) > 1e-5:
-        raise Problem(f"after serving every task, base.weight must be W0 again within float rounding; "
-                      f"largest difference {_gap(layer.base.weight, W0):.3g}")
+        raise Problem(t("after serving every task, base.weight must be W0 again within float rounding; "
+                        "largest difference {err:.3g}", err=_gap(layer.base.weight, W0)))
 
 
 def _serve_size(fn, size, seed: int, n: int = 2) -> int:
@@ -184,7 +192,7 @@ def _serve_size(fn, size, seed: int, n: int = 2) -> int:
     want = [_unmerged_output(W0, bias, A, B, layer.scaling, x) for A, B in adapters]
     old = _unmerged_output(W0, bias, layer.lora_A, layer.lora_B, layer.scaling, x)
     given = [(A.clone(), B.clone()) for A, B in adapters]
-    outputs = _outputs(_run("your serve_in_turn", lambda: fn(layer, given, x)), len(adapters), size[1])
+    outputs = _outputs(_run(N_("your serve_in_turn"), lambda: fn(layer, given, x)), len(adapters), size[1])
     steps = [lambda: _each_task(outputs, want, old, W0, bias, x),
              lambda: _served_merged(layer, len(adapters)),
              lambda: _back_to_w0(layer, W0)]
@@ -198,16 +206,15 @@ def _over_sizes(name: str, per_size, sizes, per: int, show: bool, hidden: int) -
         try:
             cases += per_size(size, seed=i)
         except Problem as problem:
-            label = "hidden " if i >= len(VISIBLE) else ""
-            label += f"d_in={size[0]}, d_out={size[1]}, r={size[2]}, α={size[3]:g}"
-            text = str(problem) if str(problem) == NOT_DONE else f"{label}: {problem}"
+            where = N_("hidden {label}: {problem}") if i >= len(VISIBLE) else N_("{label}: {problem}")
+            label = f"d_in={size[0]}, d_out={size[1]}, r={size[2]}, α={size[3]:g}"
+            text = problem.text if is_not_done(problem.text) else t(where, label=label, problem=problem.text)
             return _result(name, False, cases + getattr(problem, "passed", 0), total, text, show, hidden)
-    extra = f" ({hidden} hidden)" if hidden else ""
-    return _result(name, True, cases, total, f"{cases}/{total} cases{extra}", show, hidden)
+    return _result(name, True, cases, total, cases_passed(cases, total, hidden), show, hidden)
 
 
 def _result(name, passed, cases, total, detail, show, hidden) -> CheckResult:
-    message = f"{'✓' if passed else '✗'} {name}: {detail}"
+    message = line(name, passed, detail)
     if show:
         print(message)
     return CheckResult(name, passed, cases, total, message, hidden)
@@ -218,8 +225,8 @@ def check_unmerge(fn, show: bool = True, hidden: bool = False) -> CheckResult:
     the unmerged output back; on a layer that is not merged it must raise and change nothing.
     `hidden=True` also checks the grade cell's hidden sizes."""
     if not callable(fn):
-        return _result("unmerge", False, 0, UNMERGE_PROPERTIES, f"expected a function, got "
-                       f"{type(fn).__name__}", show, 0)
+        return _result("unmerge", False, 0, UNMERGE_PROPERTIES,
+                       t("expected a function, got {kind}", kind=type(fn).__name__), show, 0)
     return _over_sizes("unmerge", lambda s, seed: _unmerge_size(fn, s, seed), VISIBLE + HIDDEN * hidden,
                        UNMERGE_PROPERTIES, show, UNMERGE_PROPERTIES * len(HIDDEN) if hidden else 0)
 
@@ -230,7 +237,7 @@ def check_serve_in_turn(fn, show: bool = True, hidden: bool = False) -> CheckRes
     unmerged output, each was computed merged, and the layer ends unmerged with W0 back.
     `hidden=True` also checks hidden sizes with more adapters."""
     if not callable(fn):
-        return _result("serve_in_turn", False, 0, SERVE_PROPERTIES, f"expected a function, got "
-                       f"{type(fn).__name__}", show, 0)
+        return _result("serve_in_turn", False, 0, SERVE_PROPERTIES,
+                       t("expected a function, got {kind}", kind=type(fn).__name__), show, 0)
     return _over_sizes("serve_in_turn", lambda s, seed: _serve_size(fn, s, seed), VISIBLE + HIDDEN * hidden,
                        SERVE_PROPERTIES, show, SERVE_PROPERTIES * len(HIDDEN) if hidden else 0)

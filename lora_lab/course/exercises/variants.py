@@ -8,7 +8,8 @@ import math
 import numpy as np
 import torch
 
-from lora_lab.course.exercises import NOT_DONE, Case, CheckResult, Mistake, run_cases
+from lora_lab.course.exercises import NOT_DONE, Case, CheckResult, Mistake, line, raised, run_cases
+from lora_lab.course.i18n import t
 from lora_lab.maths.nf4 import nf4_levels
 
 
@@ -93,18 +94,20 @@ def _shape_problem(fn, W0, r, s) -> str | None:
     try:
         out = fn(W0, r, s)
     except NotImplementedError:
-        return NOT_DONE
+        return t(NOT_DONE)
     except Exception as exc:
-        return f"your function raised {type(exc).__name__}: {exc}"
+        return raised(exc)
     if not isinstance(out, (tuple, list)) or len(out) != 3:
-        return f"return three tensors (A, B, W_res), got {type(out).__name__}"
+        return t("return three tensors (A, B, W_res), got {kind}", kind=type(out).__name__)
     (d_out, d_in), want = W0.shape, ((r, W0.shape[1]), (W0.shape[0], r), tuple(W0.shape))
     got = [tuple(getattr(t, "shape", ())) for t in out]
     for name, g, shape in zip(("A", "B", "W_res"), got, want, strict=True):
         if g != shape:
             swapped = g == shape[::-1] or got[:2] == [want[1], want[0]]
-            hint = " — did you swap A and B, or transpose?" if swapped else ""
-            return f"{name} must have shape {shape} (W0 is ({d_out}, {d_in}), r={r}), got {g}{hint}"
+            return t("{name} must have shape {want} (W0 is ({d_out}, {d_in}), r={r}), got {got} — did you "
+                     "swap A and B, or transpose?" if swapped else
+                     "{name} must have shape {want} (W0 is ({d_out}, {d_in}), r={r}), got {got}",
+                     name=name, want=shape, d_out=d_out, d_in=d_in, r=r, got=g)
     return None
 
 
@@ -124,7 +127,7 @@ def check_pissa_init(fn, hidden: bool = False) -> CheckResult:
     more = _pissa_cases([((9, 4), 4, 0.25), ((5, 10), 3, 3.0)], seed=1) if hidden else []
     problem = _shape_problem(fn, *cases[0].args)
     if problem is not None:
-        message = f"✗ pissa_init: {problem}"
+        message = line("pissa_init", False, problem)
         print(message)
         return CheckResult("pissa_init", False, 0, len(cases) + len(more), message, len(more))
     mistakes = [
@@ -147,7 +150,7 @@ def _nf4_reference(w, levels):
 
 
 def _block_cases(blocks, levels) -> list[Case]:
-    return [Case(f"block of {w.numel()} (absmax {w.abs().max():.3f})", (w, levels),
+    return [Case(t("block of {n} (absmax {absmax:.3f})", n=w.numel(), absmax=w.abs().max()), (w, levels),
                  _nf4_reference(w, levels)) for w in blocks]
 
 

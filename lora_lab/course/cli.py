@@ -17,7 +17,7 @@ import importlib
 import sys
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m lora_lab", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -37,10 +37,13 @@ def main(argv: list[str] | None = None) -> int:
     zh = sub.add_parser("zh", help="regenerate the Chinese edition (notebooks/zh/) from the stores")
     zh.add_argument("--check", action="store_true", help="print every problem and exit 1; write nothing")
     zh.add_argument("--skeleton", metavar="NN", help="print the store of notebook NN (e.g. 03) to update")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     if args.command == "zh":
         return _zh(args)
-
     if args.command == "student":
         from lora_lab.course.assignments import write_student_copies
 

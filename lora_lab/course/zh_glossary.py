@@ -30,7 +30,8 @@ TERMS = (
     ("ablation study", r"ablations?", 2),
     ("perplexity", r"perplexit(?:y|ies)", None),
     ("frozen", r"frozen", None),
-    ("data parallelism", r"data[- ]parallel(?:ism)?", None),
+    # not "Fully Sharded Data Parallel": FSDP's own row, and a title the translations keep in English
+    ("data parallelism", r"(?<!sharded )data[- ]parallel(?:ism)?", None),
     ("grouped-query attention", r"grouped[- ]query attention", None),
     ("intrinsic dimension", r"intrinsic dimensions?", None),
     ("amplification factor", r"amplification factors?", None),

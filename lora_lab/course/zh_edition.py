@@ -158,12 +158,12 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-def masters(folder: Path = MASTERS) -> list[Path]:
-    """The English masters `NN_name.ipynb` in `folder`."""
-    return sorted(Path(folder).glob("[0-9][0-9]_*.ipynb"))
+def masters(folder: Path | None = None) -> list[Path]:
+    """The English masters `NN_name.ipynb` in `folder` (default: `MASTERS`)."""
+    return sorted(Path(folder or MASTERS).glob("[0-9][0-9]_*.ipynb"))
 
 
-def write_edition(folder: Path = MASTERS, check: bool = False) -> tuple[list[Path], list[Problem]]:
+def write_edition(folder: Path | None = None, check: bool = False) -> tuple[list[Path], list[Problem]]:
     """Regenerate every Chinese notebook that can be built ([], when `check`: then nothing is
     written, and a committed notebook that differs from the generator's and every accuracy
     problem count too). Returns (paths written, problems)."""

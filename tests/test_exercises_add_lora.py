@@ -10,6 +10,8 @@ from lora_lab.course.exercises.add_lora import Unseen, check_add_lora, check_att
 from lora_lab.lora.inject import add_lora, lora_layers
 from lora_lab.lora.layer import LoRALinear
 
+pytestmark = pytest.mark.usefixtures("lang")  # every test, in English and in Chinese
+
 
 def replace(model, chosen, r, alpha, freeze=True):
     if freeze:
@@ -55,9 +57,9 @@ def stub(*args):
     raise NotImplementedError()
 
 
-def test_add_lora_accepts_the_reference_and_the_package(capsys):
+def test_add_lora_accepts_the_reference_and_the_package(lang, capsys):
     assert check_add_lora(reference).passed
-    assert capsys.readouterr().out.strip() == "✓ add_lora: 8/8 cases"
+    assert lang.en(capsys.readouterr().out).strip() == "✓ add_lora: 8/8 cases"
     result = check_add_lora(reference, hidden=True, show=False)
     assert result.passed and result.total == 16 and result.hidden == 8
     package = check_add_lora(lambda m, t, r, a: add_lora(m, t, r=r, alpha=a), hidden=True, show=False)
@@ -78,9 +80,9 @@ def test_the_unseen_model_is_not_the_notebooks_and_the_package_agrees_on_it():
     (stub, False, NOT_DONE),
     (lambda m, t, r, a: 0.0, False, "got float"),
 ])
-def test_add_lora_rejects_known_mistakes(fn, hidden, message):
+def test_add_lora_rejects_known_mistakes(lang, fn, hidden, message):
     result = check_add_lora(fn, hidden=hidden, show=False)
-    assert not result.passed and message in result.message, result.message
+    assert not result.passed and message in lang.en(result.message), lang.en(result.message)
     assert result.cases < result.total
 
 
@@ -139,9 +141,9 @@ class AttentionStub(nn.Module):
         raise NotImplementedError()
 
 
-def test_attention_fix_accepts_the_fix(capsys):
+def test_attention_fix_accepts_the_fix(lang, capsys):
     assert check_attention_fix(Fixed).passed
-    assert capsys.readouterr().out.strip() == "✓ attention_fix: 4/4 cases"
+    assert lang.en(capsys.readouterr().out).strip() == "✓ attention_fix: 4/4 cases"
     result = check_attention_fix(Fixed, hidden=True, show=False)
     assert result.passed and result.total == 12 and result.hidden == 8
 
@@ -152,6 +154,6 @@ def test_attention_fix_accepts_the_fix(capsys):
     (RandomB, "B starts at zero"),
     (AttentionStub, NOT_DONE),
 ])
-def test_attention_fix_rejects_the_notes_bugs(cls, message):
+def test_attention_fix_rejects_the_notes_bugs(lang, cls, message):
     result = check_attention_fix(cls, show=False)
-    assert not result.passed and message in result.message, result.message
+    assert not result.passed and message in lang.en(result.message), lang.en(result.message)

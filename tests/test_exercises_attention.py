@@ -18,6 +18,8 @@ from lora_lab.course.exercises.attention import (
 from lora_lab.lora.attention import TransformerBlock, split_qkv
 from lora_lab.lora.inject import _matches, add_lora, count_parameters
 
+pytestmark = pytest.mark.usefixtures("lang")  # every test, in English and in Chinese
+
 
 def _stub(*args):
     raise NotImplementedError()
@@ -28,9 +30,9 @@ def _heads(x, n_heads):
     return x.view(B, T, n_heads, d // n_heads).transpose(1, 2)
 
 
-def test_split_heads_accepts_reference(capsys):
+def test_split_heads_accepts_reference(lang, capsys):
     assert check_split_heads(_heads).passed
-    assert capsys.readouterr().out.strip() == "✓ split_heads: 4/4 cases"
+    assert lang.en(capsys.readouterr().out).strip() == "✓ split_heads: 4/4 cases"
 
 
 @pytest.mark.parametrize(("fn", "hint"), [
@@ -39,9 +41,9 @@ def test_split_heads_accepts_reference(capsys):
     (lambda x, h: x.reshape(*x.shape[:2], h, -1), "expected shape (2, 2, 5, 4), got (2, 5, 2, 4)"),
     (_stub, NOT_DONE),
 ])
-def test_split_heads_rejects(fn, hint):
+def test_split_heads_rejects(lang, fn, hint):
     result = check_split_heads(fn, show=False)
-    assert not result.passed and hint in result.message
+    assert not result.passed and hint in lang.en(result.message)
 
 
 def test_seed_trainable_reference_equals_a_transcription():
@@ -64,9 +66,9 @@ def test_seed_trainable_reference_equals_a_transcription():
     (_stub, False, NOT_DONE),
     (lambda d, r: 7000, False, "expected 5696, got 7000"),
 ])
-def test_seed_trainable_checker(fn, passed, hint):
+def test_seed_trainable_checker(lang, fn, passed, hint):
     result = check_seed_trainable(fn, show=False)
-    assert result.passed is passed and hint in result.message
+    assert result.passed is passed and hint in lang.en(result.message)
 
 
 @pytest.mark.parametrize("targets", [("q_proj", "v_proj"), ("fc1",), ("q_proj", "k_proj", "o_proj", "fc2")])
@@ -81,7 +83,7 @@ def test_param_count_gpt3_matches_the_paper():
     assert lora_param_count(12288, 49152, 96, ("q_proj", "k_proj", "v_proj", "o_proj"), 2) == 18_874_368
 
 
-def test_param_count_checker():
+def test_param_count_checker(lang):
     assert check_lora_param_count(lora_param_count, show=False).passed
     wrong = {
         "2·r·d_model holds for the square": lambda d, f, n, t, r: n * len(t) * 2 * r * d,
@@ -91,8 +93,8 @@ def test_param_count_checker():
     }
     for hint, fn in wrong.items():
         result = check_lora_param_count(fn, show=False)
-        assert not result.passed and hint in result.message, (hint, result.message)
-    assert NOT_DONE in check_lora_param_count(_stub, show=False).message
+        assert not result.passed and hint in lang.en(result.message), (hint, lang.en(result.message))
+    assert NOT_DONE in lang.en(check_lora_param_count(_stub, show=False).message)
 
 
 def test_matches_reference_agrees_with_add_lora_matching():
@@ -102,17 +104,17 @@ def test_matches_reference_agrees_with_add_lora_matching():
         assert matches(name, target) == _matches(name, target) == ok
 
 
-def test_matches_checker():
+def test_matches_checker(lang):
     assert check_matches(matches, show=False).passed
     assert check_matches(lambda n, t: bool(_matches(n, t)), show=False).passed
     for fn, hint in [(lambda n, t: n.endswith(t), "require a dot"), (lambda n, t: t in n, "anywhere inside"),
                      (lambda n, t: n.split(".")[-1] == t, "several parts"), (_stub, NOT_DONE),
                      (lambda n, t: None, "return True or False, got NoneType")]:
         result = check_matches(fn, show=False)
-        assert not result.passed and hint in result.message, (hint, result.message)
+        assert not result.passed and hint in lang.en(result.message), (hint, lang.en(result.message))
 
 
-def test_split_qkv_checker():
+def test_split_qkv_checker(lang):
     assert check_split_qkv(split_qkv, show=False).passed
     assert check_split_qkv(lambda W: list(W.chunk(3)), show=False).passed
     for fn, hint in [
@@ -123,7 +125,7 @@ def test_split_qkv_checker():
         (_stub, NOT_DONE),
     ]:
         result = check_split_qkv(fn, show=False)
-        assert not result.passed and hint in result.message, (hint, result.message)
+        assert not result.passed and hint in lang.en(result.message), (hint, lang.en(result.message))
 
 
 def test_split_qkv_checker_cannot_be_fooled_by_in_place_edits():

@@ -10,6 +10,8 @@ from lora_lab.course.exercises.budget import (
     check_training_bytes,
 )
 
+pytestmark = pytest.mark.usefixtures("lang")  # every test, in English and in Chinese
+
 
 def _todo(*args):
     raise NotImplementedError()
@@ -24,16 +26,16 @@ REFERENCES = {
 
 
 @pytest.mark.parametrize("checker", list(REFERENCES), ids=lambda c: c.__name__)
-def test_reference_passes(checker, capsys):
+def test_reference_passes(lang, checker, capsys):
     result = checker(REFERENCES[checker])
     assert result.passed and result.cases == result.total == 4
-    assert capsys.readouterr().out.startswith("✓")
+    assert lang.en(capsys.readouterr().out).startswith("✓")
 
 
 @pytest.mark.parametrize("checker", list(REFERENCES), ids=lambda c: c.__name__)
-def test_unfinished_exercise_says_not_done(checker):
+def test_unfinished_exercise_says_not_done(lang, checker):
     result = checker(_todo)
-    assert not result.passed and NOT_DONE in result.message
+    assert not result.passed and NOT_DONE in lang.en(result.message)
 
 
 @pytest.mark.parametrize(("checker", "wrong", "hint"), [
@@ -51,11 +53,11 @@ def test_unfinished_exercise_says_not_done(checker):
     (check_task_storage, lambda n, m, a: (n * m, n * a), "cannot run"),
     (check_task_storage, lambda n, m, a: (m, m + n * a), "whole model for every task"),
 ])
-def test_known_mistakes_get_their_hint(checker, wrong, hint):
+def test_known_mistakes_get_their_hint(lang, checker, wrong, hint):
     result = checker(wrong)
-    assert not result.passed and hint in result.message
+    assert not result.passed and hint in lang.en(result.message)
 
 
-def test_a_crash_becomes_a_message():
+def test_a_crash_becomes_a_message(lang):
     result = check_lora_params(lambda n, shapes, r: shapes[5])
-    assert not result.passed and "raised IndexError" in result.message
+    assert not result.passed and "raised IndexError" in lang.en(result.message)

@@ -10,6 +10,8 @@ from lora_lab.course.exercises import NOT_DONE
 from lora_lab.course.exercises.distributed import check_payload_bytes, check_ring_traffic, check_zero_memory
 from lora_lab.maths.scale import memory_per_rank, ring_allreduce_bytes
 
+pytestmark = pytest.mark.usefixtures("lang")  # every test, in English and in Chinese
+
 
 def _todo(*args):
     raise NotImplementedError()
@@ -43,11 +45,11 @@ CHECKERS = list(REFERENCES)
 
 @pytest.mark.parametrize("hidden", [False, True])
 @pytest.mark.parametrize("checker", CHECKERS, ids=lambda c: c.__name__)
-def test_reference_passes(checker, hidden, capsys):
+def test_reference_passes(lang, checker, hidden, capsys):
     result = checker(REFERENCES[checker], hidden=hidden)
     assert result.passed and result.cases == result.total
     assert (result.hidden > 0) == hidden
-    assert capsys.readouterr().out.startswith("✓")
+    assert lang.en(capsys.readouterr().out).startswith("✓")
 
 
 def test_package_functions_pass_the_checkers():
@@ -57,9 +59,9 @@ def test_package_functions_pass_the_checkers():
 
 
 @pytest.mark.parametrize("checker", CHECKERS, ids=lambda c: c.__name__)
-def test_unfinished_exercise_says_not_done(checker):
+def test_unfinished_exercise_says_not_done(lang, checker):
     result = checker(_todo, hidden=True)
-    assert not result.passed and NOT_DONE in result.message and result.cases == 0
+    assert not result.passed and NOT_DONE in lang.en(result.message) and result.cases == 0
 
 
 def _grads(model, width_of):
@@ -74,13 +76,13 @@ def _grads(model, width_of):
     (lambda m, w=None: 8 * payload_bytes(m, w), "counts bits"),
     (lambda m, w=None: 2 * payload_bytes(m, w), "each gradient once"),
 ])
-def test_payload_mistakes_get_their_hint(wrong, hint, capsys):
+def test_payload_mistakes_get_their_hint(lang, wrong, hint, capsys):
     result = check_payload_bytes(wrong)
-    assert not result.passed and hint in result.message
-    assert capsys.readouterr().out.startswith("✗")
+    assert not result.passed and hint in lang.en(result.message)
+    assert lang.en(capsys.readouterr().out).startswith("✗")
 
 
-def test_payload_counts_a_tied_weight_once():
+def test_payload_counts_a_tied_weight_once(lang):
     """A loop over the modules finds a shared weight twice; only the hidden cases hold one."""
     def per_module(model, wire_dtype=None):
         width = (lambda p: p.element_size()) if wire_dtype is None else (lambda p: wire_dtype.itemsize)
@@ -89,7 +91,7 @@ def test_payload_counts_a_tied_weight_once():
 
     assert check_payload_bytes(per_module).passed  # the visible cases share no weight
     result = check_payload_bytes(per_module, hidden=True)
-    assert not result.passed and "shared by two modules" in result.message
+    assert not result.passed and "shared by two modules" in lang.en(result.message)
 
 
 def one_stage_each(n_frozen, n_trainable, world_size, stage):
@@ -113,10 +115,10 @@ def one_stage_each(n_frozen, n_trainable, world_size, stage):
     (check_zero_memory, lambda f, t, n, s: zero_memory(f, t, n, 0), "1/N"),
     (check_zero_memory, lambda f, t, n, s: zero_memory(f, t, n, s) / 1e9, "in bytes, not GB"),
 ])
-def test_known_mistakes_get_their_hint(checker, wrong, hint, capsys):
+def test_known_mistakes_get_their_hint(lang, checker, wrong, hint, capsys):
     result = checker(wrong, hidden=True)
-    assert not result.passed and hint in result.message
-    assert capsys.readouterr().out.startswith("✗")
+    assert not result.passed and hint in lang.en(result.message)
+    assert lang.en(capsys.readouterr().out).startswith("✗")
 
 
 def _visible_only(checker):
@@ -159,12 +161,12 @@ def test_hidden_payload_cases_catch_a_lookup_of_the_visible_answers():
     (lambda *args: None, "forget `return`"),
     (lambda *args: [1, 2], "expected shape"),
 ])
-def test_a_learners_mistake_becomes_a_message(checker, answer, says):
+def test_a_learners_mistake_becomes_a_message(lang, checker, answer, says):
     result = checker(answer, hidden=True)
-    assert not result.passed and says in result.message
+    assert not result.passed and says in lang.en(result.message)
 
 
 @pytest.mark.parametrize("checker", CHECKERS, ids=lambda c: c.__name__)
-def test_not_a_function(checker):
+def test_not_a_function(lang, checker):
     result = checker(42)
-    assert not result.passed and "expected a function" in result.message
+    assert not result.passed and "expected a function" in lang.en(result.message)

@@ -11,6 +11,8 @@ from lora_lab.course.exercises import budget as bud
 from lora_lab.course.exercises import experiments as exp
 from lora_lab.course.exercises import lowrank as low
 
+pytestmark = pytest.mark.usefixtures("lang")  # every test, in English and in Chinese
+
 REFERENCES = {
     start.check_factor_params: lambda o, i, r: (o * i, r * (o + i)),
     bud.check_task_storage: lambda n, m, a: (n * m, m + n * a),
@@ -61,20 +63,20 @@ def test_visible_cases_only_fail_the_hidden_ones(checker):
 
 @pytest.mark.parametrize("checker", [*REFERENCES, low.check_factors_for_budget, exp.check_train_lora],
                          ids=lambda c: c.__name__)
-def test_stub_crash_and_nan_become_messages(checker):
+def test_stub_crash_and_nan_become_messages(lang, checker):
     def stub(*args):
         raise NotImplementedError()
 
     def crash(*args):
         raise ZeroDivisionError("oops")
 
-    assert NOT_DONE in checker(stub, hidden=True).message
-    assert "ZeroDivisionError" in checker(crash).message
+    assert NOT_DONE in lang.en(checker(stub, hidden=True).message)
+    assert "ZeroDivisionError" in lang.en(checker(crash).message)
     nan = checker(lambda *a: float("nan"))
     assert not nan.passed and nan.cases == 0
 
 
-def test_factors_for_budget():
+def test_factors_for_budget(lang):
     assert low.check_factors_for_budget(_factors, hidden=True).passed
     # any valid factorisation passes: U_r and Σ_r V_rᵀ
     alt = low.check_factors_for_budget(lambda M, k: (_factors(M, k)[0] / np.linalg.svd(M, compute_uv=False)[
@@ -88,15 +90,15 @@ def test_factors_for_budget():
         return U[:, :r] * S[:r], Vt[:r]
 
     square = low.check_factors_for_budget(lambda M, k: _rank(M, k // (2 * M.shape[1])))
-    assert "r·(m + n) must fit" in square.message
-    assert "largest r that fits" in low.check_factors_for_budget(
-        lambda M, k: _rank(M, k // sum(M.shape) + 1)).message
-    assert "smallest singular values" in low.check_factors_for_budget(
+    assert "r·(m + n) must fit" in lang.en(square.message)
+    assert "largest r that fits" in lang.en(low.check_factors_for_budget(
+        lambda M, k: _rank(M, k // sum(M.shape) + 1)).message)
+    assert "smallest singular values" in lang.en(low.check_factors_for_budget(
         lambda M, k: (lambda U, S, Vt, r: (U[:, S.size - r:] * S[S.size - r:], Vt[S.size - r:]))(
-            *np.linalg.svd(M, full_matrices=False), min(k // sum(M.shape), *M.shape))).message
-    assert "pair (B, A)" in low.check_factors_for_budget(lambda M, k: M).message
+            *np.linalg.svd(M, full_matrices=False), min(k // sum(M.shape), *M.shape))).message)
+    assert "pair (B, A)" in lang.en(low.check_factors_for_budget(lambda M, k: M).message)
     swapped = low.check_factors_for_budget(lambda M, k: _factors(M, k)[::-1])
-    assert "B must be (m, r)" in swapped.message
+    assert "B must be (m, r)" in lang.en(swapped.message)
 
 
 def _pair(count, tot, percent=100):
@@ -109,8 +111,8 @@ def _pair(count, tot, percent=100):
     (lambda s, n, t, r, tot: _pair(n * r * sum(sum(s[k]) for k in t), tot, percent=1), "is a percent"),
     (lambda s, n, t, r, tot: _pair(n * r * sum(sum(v) for v in s.values()), tot), "named in targets"),
 ])
-def test_lora_share_mistakes(wrong, hint):
-    assert hint in bud.check_lora_share(wrong).message
+def test_lora_share_mistakes(lang, wrong, hint):
+    assert hint in lang.en(bud.check_lora_share(wrong).message)
 
 
 def _train(model, x, y, steps, lr, zero_grad=True, unfreeze=False):
@@ -143,9 +145,9 @@ def test_train_lora_leaves_the_global_rng_alone():
     assert torch.equal(torch.rand(3), expected)
 
 
-def test_train_lora_rejects_known_mistakes():
-    assert "zero_grad" in exp.check_train_lora(lambda *a: _train(*a, zero_grad=False)).message
-    assert "every weight" in exp.check_train_lora(lambda *a: _train(*a, unfreeze=True)).message
+def test_train_lora_rejects_known_mistakes(lang):
+    assert "zero_grad" in lang.en(exp.check_train_lora(lambda *a: _train(*a, zero_grad=False)).message)
+    assert "every weight" in lang.en(exp.check_train_lora(lambda *a: _train(*a, unfreeze=True)).message)
 
     def moves_the_base(model, x, y, steps, lr):
         losses = _train(model, x, y, steps, lr)
@@ -153,8 +155,8 @@ def test_train_lora_rejects_known_mistakes():
             model[0].base.weight.add_(1e-3)
         return losses
 
-    assert "base weight changed" in exp.check_train_lora(moves_the_base).message
-    assert "list of floats" in exp.check_train_lora(lambda *a: None).message
+    assert "base weight changed" in lang.en(exp.check_train_lora(moves_the_base).message)
+    assert "list of floats" in lang.en(exp.check_train_lora(lambda *a: None).message)
     tensors = exp.check_train_lora(
         lambda m, x, y, s, lr: [torch.tensor(v, requires_grad=True) for v in _train(m, x, y, s, lr)])
     assert tensors.passed  # tensors with a gradient are read as floats, never a crash

@@ -15,6 +15,8 @@ from lora_lab.course.exercises.layers import (
     check_param_counts,
 )
 
+pytestmark = pytest.mark.usefixtures("lang")  # every test, in English and in Chinese
+
 
 def not_done(*args):
     raise NotImplementedError()
@@ -26,10 +28,10 @@ def forward_ref(x, W, A, B, alpha):
     return x @ W.t() + (alpha / A.shape[0]) * (x @ A.t()) @ B.t()
 
 
-def test_forward_accepts_reference(capsys):
+def test_forward_accepts_reference(lang, capsys):
     result = check_lora_forward(forward_ref)
     assert result.passed and result.cases == result.total == 4
-    assert capsys.readouterr().out.strip() == "✓ lora_forward: 4/4 cases"
+    assert lang.en(capsys.readouterr().out).strip() == "✓ lora_forward: 4/4 cases"
 
 
 def test_forward_accepts_nn_functional():
@@ -50,18 +52,18 @@ def test_forward_accepts_nn_functional():
     (lambda x, W, A, B, a: None, "returned None — did you forget `return`?"),  # a forgotten `return`
     (not_done, NOT_DONE),
 ])
-def test_forward_rejects_mistakes(fn, message, capsys):
+def test_forward_rejects_mistakes(lang, fn, message, capsys):
     result = check_lora_forward(fn)
-    assert not result.passed and message in result.message
-    assert capsys.readouterr().out.startswith("✗ lora_forward:")
+    assert not result.passed and message in lang.en(result.message)
+    assert lang.en(capsys.readouterr().out).startswith("✗ lora_forward:")
 
 
-def test_forward_untransposed_weight_hint():
+def test_forward_untransposed_weight_hint(lang):
     def wrong(x, W, A, B, a):
         return x @ W + a / A.shape[0] * (x @ A.t()) @ B.t()
     result = check_lora_forward(wrong, show=False)
     assert not result.passed
-    assert "shape" in result.message or "x @ W0ᵀ" in result.message
+    assert "shape" in lang.en(result.message) or "x @ W0ᵀ" in lang.en(result.message)
 
 
 # --- init --------------------------------------------------------------------------------------
@@ -72,9 +74,9 @@ def init_ref(d_in, d_out, r):
     return A, torch.zeros(d_out, r)
 
 
-def test_init_accepts_reference_and_gaussian(capsys):
+def test_init_accepts_reference_and_gaussian(lang, capsys):
     assert check_lora_init(init_ref).passed
-    assert capsys.readouterr().out.strip() == "✓ lora_init: 3/3 cases"
+    assert lang.en(capsys.readouterr().out).strip() == "✓ lora_init: 3/3 cases"
     assert check_lora_init(lambda i, o, r: (torch.randn(r, i) / r, torch.zeros(o, r)), show=False).passed
     assert check_lora_init(lambda i, o, r: (np.random.randn(r, i), np.zeros((o, r))), show=False).passed
 
@@ -92,10 +94,10 @@ def test_init_accepts_reference_and_gaussian(capsys):
     (lambda i, o, r: 1 / 0, "raised ZeroDivisionError"),
     (not_done, NOT_DONE),
 ])
-def test_init_rejects_mistakes(fn, message, capsys):
+def test_init_rejects_mistakes(lang, fn, message, capsys):
     result = check_lora_init(fn)
-    assert not result.passed and message in result.message
-    assert capsys.readouterr().out.startswith("✗ lora_init:")
+    assert not result.passed and message in lang.en(result.message)
+    assert lang.en(capsys.readouterr().out).startswith("✗ lora_init:")
 
 
 # --- merge -------------------------------------------------------------------------------------
@@ -104,9 +106,9 @@ def merge_ref(W0, A, B, alpha):
     return W0 + (alpha / A.shape[0]) * B @ A
 
 
-def test_merge_accepts_reference(capsys):
+def test_merge_accepts_reference(lang, capsys):
     assert check_merge(merge_ref).passed
-    assert capsys.readouterr().out.strip() == "✓ merge: 3/3 cases"
+    assert lang.en(capsys.readouterr().out).strip() == "✓ merge: 3/3 cases"
 
 
 def in_place(W0, A, B, alpha):
@@ -123,10 +125,10 @@ def in_place(W0, A, B, alpha):
     (in_place, "changed W0 in place"),
     (not_done, NOT_DONE),
 ])
-def test_merge_rejects_mistakes(fn, message, capsys):
+def test_merge_rejects_mistakes(lang, fn, message, capsys):
     result = check_merge(fn)
-    assert not result.passed and message in result.message
-    assert capsys.readouterr().out.startswith("✗ merge:")
+    assert not result.passed and message in lang.en(result.message)
+    assert lang.en(capsys.readouterr().out).startswith("✗ merge:")
 
 
 # --- parameter counts --------------------------------------------------------------------------
@@ -135,10 +137,10 @@ def counts_ref(d_in, d_out, r):
     return d_out * d_in + d_out, r * d_in + d_out * r + d_out
 
 
-def test_counts_accept_reference(capsys):
+def test_counts_accept_reference(lang, capsys):
     assert check_param_counts(counts_ref).passed
     assert counts_ref(1024, 1024, 4) == (1_049_600, 9_216)  # the source notes' example
-    assert capsys.readouterr().out.strip() == "✓ param_counts: 4/4 cases"
+    assert lang.en(capsys.readouterr().out).strip() == "✓ param_counts: 4/4 cases"
 
 
 @pytest.mark.parametrize(("fn", "message"), [
@@ -149,9 +151,9 @@ def test_counts_accept_reference(capsys):
     (lambda i, o, r: o * i + o, "expected shape (2,), got ()"),
     (not_done, NOT_DONE),
 ])
-def test_counts_reject_mistakes(fn, message):
+def test_counts_reject_mistakes(lang, fn, message):
     result = check_param_counts(fn, show=False)
-    assert not result.passed and message in result.message
+    assert not result.passed and message in lang.en(result.message)
 
 
 # --- the grade cells' hidden cases -------------------------------------------------------------

@@ -11,6 +11,8 @@ from lora_lab.course.exercises import NOT_DONE
 from lora_lab.course.exercises.lora_module import check_lora_linear
 from lora_lab.course.exercises.notes_fix import check_notes_fix
 
+pytestmark = pytest.mark.usefixtures("lang")  # every test, in English and in Chinese
+
 
 class Good(nn.Module):
     def __init__(self, base, r, alpha):
@@ -119,12 +121,13 @@ class NaNForward(Good):
         return torch.full((*x.shape[:-1], self.base.out_features), float("nan"))
 
 
-def test_accepts_the_reference_visible_and_hidden(capsys):
+def test_accepts_the_reference_visible_and_hidden(lang, capsys):
     result = check_lora_linear(Good)
     assert result.passed and result.cases == result.total == 7
-    assert capsys.readouterr().out.strip() == "✓ lora_linear: 7/7 cases"
+    assert lang.en(capsys.readouterr().out).strip() == "✓ lora_linear: 7/7 cases"
     hidden = check_lora_linear(Good, hidden=True, show=False)
-    assert hidden.passed and hidden.total == 21 and hidden.hidden == 14 and "(14 hidden)" in hidden.message
+    assert hidden.passed and hidden.total == 21 and hidden.hidden == 14 and "(14 hidden)" in lang.en(
+        hidden.message)
     assert check_lora_linear(NoOpMerge, hidden=True, show=False).passed
 
 
@@ -142,10 +145,10 @@ def test_accepts_the_reference_visible_and_hidden(capsys):
     (WrongConstant, "raised TypeError"),
     (NaNForward, "NaN or inf"),
 ])
-def test_rejects_known_mistakes_with_a_hint(cls, message, capsys):
+def test_rejects_known_mistakes_with_a_hint(lang, cls, message, capsys):
     result = check_lora_linear(cls, hidden=True)
-    assert not result.passed and message in result.message, result.message
-    assert capsys.readouterr().out.startswith("✗ lora_linear:")
+    assert not result.passed and message in lang.en(result.message), lang.en(result.message)
+    assert lang.en(capsys.readouterr().out).startswith("✗ lora_linear:")
     assert result.cases < result.total
 
 
@@ -199,9 +202,9 @@ class NotesWithoutAlpha(nn.Module):
         super().__init__()
 
 
-def test_notes_fix_accepts_the_fixed_layer(capsys):
+def test_notes_fix_accepts_the_fixed_layer(lang, capsys):
     assert check_notes_fix(Notes).passed
-    assert capsys.readouterr().out.strip() == "✓ notes_fix: 6/6 cases"
+    assert lang.en(capsys.readouterr().out).strip() == "✓ notes_fix: 6/6 cases"
     result = check_notes_fix(Notes, hidden=True, show=False)
     assert result.passed and result.total == 18 and result.hidden == 12
 
@@ -213,20 +216,20 @@ def test_notes_fix_accepts_the_fixed_layer(capsys):
     (NotesWithoutAlpha, "raised TypeError"),
     (NotesStub, NOT_DONE),
 ])
-def test_notes_fix_rejects_the_notes_bugs(cls, message):
+def test_notes_fix_rejects_the_notes_bugs(lang, cls, message):
     result = check_notes_fix(cls, show=False)
-    assert not result.passed and message in result.message, result.message
+    assert not result.passed and message in lang.en(result.message), lang.en(result.message)
     assert result.total == 6
 
 
-def test_notes_fix_catches_b_at_a_even_with_the_scaling():
+def test_notes_fix_catches_b_at_a_even_with_the_scaling(lang):
     class ScaledButFormsBA(Notes):
         def forward(self, x):
             delta_W = self.scaling * self.B @ self.A
             return nn.functional.linear(x, self.weight, self.bias) + nn.functional.linear(x, delta_W)
 
     result = check_notes_fix(ScaledButFormsBA, show=False)
-    assert not result.passed and "builds a (8, 16) tensor" in result.message
+    assert not result.passed and "builds a (8, 16) tensor" in lang.en(result.message)
 
 
 def test_checks_leave_the_notebooks_random_stream_alone():

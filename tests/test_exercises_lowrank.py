@@ -11,6 +11,8 @@ from lora_lab.course.exercises.lowrank import (
 )
 from lora_lab.maths import lowrank as lr
 
+pytestmark = pytest.mark.usefixtures("lang")  # every test, in English and in Chinese
+
 
 def _stub(*args):
     raise NotImplementedError()
@@ -49,10 +51,10 @@ def _energy_rank(S, keep):
     (check_rank_for_energy, _energy_rank),
     (check_rank_for_energy, lr.rank_for_energy),
 ])
-def test_checkers_accept_the_reference(checker, reference, capsys):
+def test_checkers_accept_the_reference(lang, checker, reference, capsys):
     result = checker(reference)
     assert result.passed and result.cases == result.total
-    assert capsys.readouterr().out.startswith("✓")
+    assert lang.en(capsys.readouterr().out).startswith("✓")
 
 
 @pytest.mark.parametrize(("checker", "wrong", "hint"), [
@@ -68,14 +70,14 @@ def test_checkers_accept_the_reference(checker, reference, capsys):
     (check_rank_for_energy, lambda S, keep: _energy_rank(S, keep) - 1, "off by one"),
     (check_rank_for_energy, lambda S, keep: min(_energy_rank(S, keep + 1e-9), len(S)), "share ≥ keep"),
 ])
-def test_checkers_reject_known_mistakes_with_a_hint(checker, wrong, hint, capsys):
+def test_checkers_reject_known_mistakes_with_a_hint(lang, checker, wrong, hint, capsys):
     result = checker(wrong)
     assert not result.passed
-    assert hint in result.message
-    assert capsys.readouterr().out.startswith("✗")
+    assert hint in lang.en(result.message)
+    assert lang.en(capsys.readouterr().out).startswith("✗")
 
 
 @pytest.mark.parametrize("checker", [check_best_rank_r, check_compression_ratio, check_rank_for_energy])
-def test_a_stub_is_not_done_yet(checker):
+def test_a_stub_is_not_done_yet(lang, checker):
     result = checker(_stub)
-    assert not result.passed and NOT_DONE in result.message
+    assert not result.passed and NOT_DONE in lang.en(result.message)

@@ -7,6 +7,8 @@ import torch
 from lora_lab.course.exercises import NOT_DONE
 from lora_lab.course.exercises.switching import check_serve_in_turn, check_unmerge
 
+pytestmark = pytest.mark.usefixtures("lang")  # every test, in English and in Chinese
+
 
 def unmerge(layer):
     if not layer.merged:
@@ -40,10 +42,10 @@ def _not_done(*args):
     raise NotImplementedError()
 
 
-def test_unmerge_accepts_the_reference(capsys):
+def test_unmerge_accepts_the_reference(lang, capsys):
     result = check_unmerge(unmerge, hidden=True)
     assert result.passed and result.cases == result.total == 12 and result.hidden == 8
-    assert capsys.readouterr().out.strip() == "✓ unmerge: 12/12 cases (8 hidden)"
+    assert lang.en(capsys.readouterr().out).strip() == "✓ unmerge: 12/12 cases (8 hidden)"
 
 
 def _no_scaling(layer):
@@ -87,27 +89,28 @@ def _adds(layer):
     (_not_done, NOT_DONE),
     ("not a function", "expected a function"),
 ])
-def test_unmerge_teaches(fn, hint, capsys):
+def test_unmerge_teaches(lang, fn, hint, capsys):
     result = check_unmerge(fn)
-    assert not result.passed and hint in result.message
-    assert capsys.readouterr().out.startswith("✗ unmerge:")
+    assert not result.passed and hint in lang.en(result.message)
+    assert lang.en(capsys.readouterr().out).startswith("✗ unmerge:")
 
 
-def test_unmerge_special_cased_to_the_visible_size_fails_a_hidden_one():
+def test_unmerge_special_cased_to_the_visible_size_fails_a_hidden_one(lang):
     def visible_only(layer):
         if layer.in_features == 16:
             unmerge(layer)
     assert check_unmerge(visible_only).passed
     result = check_unmerge(visible_only, hidden=True)
-    assert not result.passed and "hidden d_in=7" in result.message and result.cases == 4
+    assert not result.passed and "hidden d_in=7" in lang.en(result.message) and result.cases == 4
 
 
-def test_serve_in_turn_accepts_the_reference_with_the_learners_or_the_layers_unmerge(capsys):
+def test_serve_in_turn_accepts_the_reference_with_the_learners_or_the_layers_unmerge(lang, capsys):
     assert check_serve_in_turn(serve_in_turn, hidden=True).passed
     result = check_serve_in_turn(lambda l, a, x: serve_in_turn(l, a, x, unmerge_it=lambda m: m.unmerge()),
                                  hidden=True)
     assert result.passed and result.cases == result.total == 12 and result.hidden == 8
-    assert capsys.readouterr().out.strip().splitlines()[-1] == "✓ serve_in_turn: 12/12 cases (8 hidden)"
+    assert lang.en(
+        capsys.readouterr().out).strip().splitlines()[-1] == "✓ serve_in_turn: 12/12 cases (8 hidden)"
 
 
 def _stacks(layer, adapters, x):
@@ -133,19 +136,20 @@ def _stacks(layer, adapters, x):
     (_not_done, NOT_DONE),
     (3, "expected a function"),
 ])
-def test_serve_in_turn_teaches(fn, hint, capsys):
+def test_serve_in_turn_teaches(lang, fn, hint, capsys):
     result = check_serve_in_turn(fn)
-    assert not result.passed and hint in result.message
-    assert capsys.readouterr().out.startswith("✗ serve_in_turn:")
+    assert not result.passed and hint in lang.en(result.message)
+    assert lang.en(capsys.readouterr().out).startswith("✗ serve_in_turn:")
 
 
-def test_serve_in_turn_hidden_sizes_catch_two_adapters_hard_coded():
+def test_serve_in_turn_hidden_sizes_catch_two_adapters_hard_coded(lang):
     def two_only(layer, adapters, x):
         first_two = serve_in_turn(layer, adapters[:2], x)
         return first_two + first_two[:1] * (len(adapters) - 2)
     assert check_serve_in_turn(two_only).passed
     result = check_serve_in_turn(two_only, hidden=True)
-    assert not result.passed and "hidden d_in=7" in result.message and "task 2" in result.message
+    assert not result.passed and "hidden d_in=7" in lang.en(result.message) and "task 2" in lang.en(
+        result.message)
     assert result.cases == 5  # the visible size's 4, and the hidden size's list of outputs
 
 

@@ -16,6 +16,8 @@ from lora_lab.lora.layer import LoRALinear
 from lora_lab.lora.variants import DoRALinear, pissa_init_
 from lora_lab.maths import nf4
 
+pytestmark = pytest.mark.usefixtures("lang")  # every test, in English and in Chinese
+
 
 def _stub(*args):
     raise NotImplementedError()
@@ -72,10 +74,10 @@ def _quantize(w, levels):
     (check_pissa_init, _pissa_flipped_signs),
     (check_quantize_block, _quantize),
 ])
-def test_checkers_accept_the_reference(checker, reference, capsys):
+def test_checkers_accept_the_reference(lang, checker, reference, capsys):
     result = checker(reference)
     assert result.passed and result.cases == result.total
-    assert capsys.readouterr().out.startswith("✓")
+    assert lang.en(capsys.readouterr().out).startswith("✓")
 
 
 def _pissa_smallest(W0, r, s):
@@ -135,20 +137,20 @@ def _pissa_swapped(W0, r, s):
      "nearest level"),
     (check_quantize_block, lambda w, lv: w, "values differ"),
 ])
-def test_checkers_reject_known_mistakes_with_a_hint(checker, wrong, hint, capsys):
+def test_checkers_reject_known_mistakes_with_a_hint(lang, checker, wrong, hint, capsys):
     result = checker(wrong)
-    out = capsys.readouterr().out
+    out = lang.en(capsys.readouterr().out)
     assert not result.passed
     assert out.startswith("✗") and hint in out, out
 
 
 @pytest.mark.parametrize("checker", [check_lora_scaling, check_dora_weight, check_pissa_init,
                                      check_quantize_block])
-def test_unfinished_and_crashing_answers_become_messages(checker, capsys):
-    assert NOT_DONE in checker(_stub).message
+def test_unfinished_and_crashing_answers_become_messages(lang, checker, capsys):
+    assert NOT_DONE in lang.en(checker(_stub).message)
     result = checker(lambda *args: 1 / 0)
-    assert not result.passed and "ZeroDivisionError" in result.message
-    assert "expected a function" in checker(3).message or not checker(3).passed
+    assert not result.passed and "ZeroDivisionError" in lang.en(result.message)
+    assert "expected a function" in lang.en(checker(3).message) or not checker(3).passed
 
 
 def _lora_scaling(a, r, rs):
@@ -178,13 +180,14 @@ def _special(visible_only, fallback):
      else _pissa_no_residual(W0, r, s)),
     (check_quantize_block, _special(_quantize, lambda w, lv: w.numel() in (64, 16, 4))),
 ])
-def test_hidden_cases_catch_an_answer_special_cased_to_the_visible_ones(checker, fn, capsys):
+def test_hidden_cases_catch_an_answer_special_cased_to_the_visible_ones(lang, checker, fn, capsys):
     assert checker(fn).passed
     result = checker(fn, hidden=True)
-    assert not result.passed and "hidden case" in result.message, result.message
+    assert not result.passed and "hidden case" in lang.en(result.message), lang.en(result.message)
     assert 0 < result.cases < result.total
 
 
-def test_pissa_shape_problem_counts_the_hidden_cases_too(capsys):
+def test_pissa_shape_problem_counts_the_hidden_cases_too(lang, capsys):
     result = check_pissa_init(_stub, hidden=True)
-    assert result.total == 5 and result.hidden == 2 and result.cases == 0 and NOT_DONE in result.message
+    assert result.total == 5 and result.hidden == 2 and result.cases == 0 and NOT_DONE in lang.en(
+        result.message)

@@ -97,6 +97,11 @@ def t(template: str, **values) -> Msg:
     return msg
 
 
+def known(text: str) -> Msg | str:
+    """`text` rendered when it is a template of the catalogue; otherwise as it is (a caller's own)."""
+    return t(text) if text in catalogue() else text
+
+
 def as_msg(text) -> Msg:
     """A Msg as it is; a template (plain str) rendered now, without values."""
     return text if isinstance(text, Msg) else t(text)

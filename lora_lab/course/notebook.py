@@ -9,6 +9,8 @@ import socket
 
 import numpy as np
 
+from lora_lab.course.i18n import set_language
+
 _real_connect = socket.socket.connect
 
 
@@ -49,8 +51,10 @@ def block_network() -> None:
     socket.socket.connect = _guarded_connect
 
 
-def setup_notebook(seed: int = 0, quiet: bool = False) -> dict:
-    """Seed everything, fix torch's threads, set print options and one plot style.
+def setup_notebook(seed: int = 0, quiet: bool = False, lang: str = "en") -> dict:
+    """Seed everything, fix torch's threads, set print options and one plot style, and set the
+    language of the exercise checkers' messages: `lang` "en" (the English notebooks) or "zh"
+    (the Chinese edition, `notebooks/zh/`).
 
     When the environment variable LORA_LAB_OFFLINE is set (as `make test` does), connections
     that leave the machine are refused, which proves a notebook needs no network.
@@ -59,6 +63,7 @@ def setup_notebook(seed: int = 0, quiet: bool = False) -> dict:
     # idle OpenMP threads sleep instead of spinning: on a busy 2-core machine a spinning torch runs
     # many times slower (measured: a training step 0.95 s instead of 0.06 s); results are unchanged
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    set_language(lang)  # checked first: a wrong lang changes nothing else
     import matplotlib
     import torch
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from lora_lab.course.exercises import grading
 from lora_lab.course.exercises.compare import compare, to_array  # noqa: F401 (to_array: re-exported)
-from lora_lab.course.i18n import N_, Msg, t
+from lora_lab.course.i18n import N_, Msg, known, t
 
 NOT_DONE = N_("not done yet — replace `raise NotImplementedError()` with your code and run the cell again")
 #: the one line a checker prints: the mark and the function's name first, then the detail
@@ -164,13 +164,16 @@ def check_value(name: str, answer, expected, mistakes: dict | None = None, rtol:
 
 
 def raised(exc: Exception, who: str = N_("your function")) -> Msg:
-    """What a learner's code raised, as a message: 'your function raised ValueError: …'."""
-    return t("{who} raised {error}: {exc}", who=t(who), error=type(exc).__name__, exc=exc)
+    """What a learner's code raised, as a message: 'your function raised ValueError: …'. An
+    exception a checker's own wrapper raised with a message keeps that message's English twin."""
+    text = exc.args[0] if len(exc.args) == 1 and isinstance(exc.args[0], Msg) else exc
+    return t("{who} raised {error}: {exc}", who=t(who), error=type(exc).__name__, exc=text)
 
 
 def with_hint(problem, hint: str) -> Msg:
-    """A problem and the likely cause (`hint`, a template rendered now)."""
-    return t("{problem} — {hint}", problem=problem, hint=t(hint))
+    """A problem and the likely cause: `hint` is a template of the catalogue, rendered now, or a
+    caller's own text (a `Mistake` written in a notebook), shown as it is."""
+    return t("{problem} — {hint}", problem=problem, hint=known(hint))
 
 
 def is_not_done(text) -> bool:

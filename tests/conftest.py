@@ -1,0 +1,97 @@
+"""The `lang` fixture: the exercise tests run once in English and once in Chinese.
+
+In Chinese the catalogue is strict (a template without a Chinese entry raises), and after each
+test every message it rendered is checked: each checker line holds CJK text, and no message has
+an English sentence left outside its values (`untranslated`). `lang.en(text)` gives a message's
+English twin, so a test's English assertions hold in both languages.
+
+The templates each language reached are kept for the session; with `LORA_LAB_I18N_REACHED` set to
+a path, they are written there as JSON at the end (`test_i18n` runs the exercise tests so).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import pytest
+
+from lora_lab.course import i18n
+from lora_lab.course.exercises import LINE
+
+CJK = re.compile(r"[\u4e00-\u9fff]")
+#: three or more English words in a row (code such as `nn.Linear` or requires_grad=False is no word run)
+SENTENCE = re.compile(r"(?<![\w.])[A-Za-z]{2,}(?: +[A-Za-z]{2,}){2,}(?![\w(])")
+REACHED: dict[str, set[str]] = {"en": set(), "zh": set()}
+
+
+def skeleton(msg: i18n.Msg) -> str:
+    """A Chinese message with every plain value blanked out and nested messages in their skeletons."""
+    values = {k: skeleton(v) if isinstance(v, i18n.Msg) else _Blank() for k, v in msg.values.items()}
+    return i18n.catalogue()[msg.template].format(**values)
+
+
+class _Blank:
+    def __format__(self, spec: str) -> str:
+        return "∅"
+
+    def __repr__(self) -> str:
+        return "∅"
+
+
+def untranslated(text: str) -> list[str]:
+    """English word runs left in `text`, once code spans in backticks are taken out."""
+    return SENTENCE.findall(re.sub(r"`[^`]*`", "", text))
+
+
+class Lang:
+    """What a test sees of the current language: its `code` and each message's English twin."""
+
+    def __init__(self, code: str):
+        self.code, self.seen = code, []
+
+    def record(self, msg: i18n.Msg) -> None:
+        self.seen.append(msg)
+        REACHED[msg.lang].add(msg.template)
+
+    def en(self, text: str) -> str:
+        """The English of a message, or of printed lines (each found among the messages rendered)."""
+        if isinstance(text, i18n.Msg) or self.code == "en":
+            return text.en if isinstance(text, i18n.Msg) else text
+        by_text = {str(m): m for m in self.seen}
+        lines = [by_text[line].en if line in by_text else line for line in text.split("\n")]
+        return "\n".join(lines)
+
+    def check(self) -> None:
+        """In Chinese: every checker line has CJK text, and no message an English sentence."""
+        if self.code != "zh":
+            return
+        for msg in self.seen:
+            if msg.template == LINE:
+                assert CJK.search(msg), f"a checker line without Chinese: {msg!r}"
+            left = untranslated(skeleton(msg))
+            assert not left, f"English left in the Chinese of {msg.template!r}: {left}"
+
+
+@pytest.fixture(params=["en", "zh"])
+def lang(request):
+    """Run the test in English and in Chinese (strict catalogue); reset to English afterwards."""
+    state = Lang(request.param)
+    i18n.set_language(request.param)
+    i18n.set_strict(True)
+    i18n.observers.append(state.record)
+    try:
+        yield state
+        state.check()
+    finally:
+        i18n.observers.remove(state.record)
+        i18n.set_language("en")
+        i18n.set_strict(False)
+
+
+def pytest_sessionfinish(session):
+    path = os.environ.get("LORA_LAB_I18N_REACHED")
+    if path:
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump({k: sorted(v) for k, v in REACHED.items()}, f, ensure_ascii=False)

@@ -67,6 +67,7 @@ class Lang:
         """In Chinese: every checker line has CJK text, and no message an English sentence."""
         if self.code != "zh":
             return
+        assert not i18n.missing, f"templates without a Chinese entry: {i18n.missing}"
         for msg in self.seen:
             if msg.template == LINE:
                 assert CJK.search(msg), f"a checker line without Chinese: {msg!r}"
@@ -80,6 +81,7 @@ def lang(request):
     state = Lang(request.param)
     i18n.set_language(request.param)
     i18n.set_strict(True)
+    i18n.missing.clear()
     i18n.observers.append(state.record)
     try:
         yield state

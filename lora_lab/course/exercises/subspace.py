@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from lora_lab.course.exercises import Case, CheckResult, Mistake, run_cases, to_array
-from lora_lab.course.i18n import t
+from lora_lab.course.i18n import N_, t
 from lora_lab.maths.subspace import amplification, subspace_similarity
 
 
@@ -56,10 +56,11 @@ def _as_projector(U, d_in: int, i: int) -> np.ndarray:
     arr = to_array(U)
     if arr is None or arr.shape != (d_in, i):
         got = None if arr is None else arr.shape
-        template = ("expected shape (d_in, i)=({d_in}, {i}), got {got} — transpose: one direction per column"
-                    if got == (i, d_in) else
-                    "expected shape (d_in, i)=({d_in}, {i}), got {got} — A is (r, d_in): its right singular "
-                    "vectors live in R^d_in")
+        transposed = N_("expected shape (d_in, i)=({d_in}, {i}), got {got} — transpose: one direction per "
+                        "column")
+        other = N_("expected shape (d_in, i)=({d_in}, {i}), got {got} — A is (r, d_in): its right singular "
+                   "vectors live in R^d_in")
+        template = transposed if got == (i, d_in) else other
         raise ValueError(t(template, d_in=d_in, i=i, got=got))
     return arr @ arr.T  # (d_in, d_in)
 

@@ -1,5 +1,6 @@
-"""The tables of notebook 06, each a list of row dicts built from `runs.run`, beside the
-paper's numbers (Tables 5 and 6 of Hu et al. 2021, kept in `maths.paper`)."""
+"""The tables of notebook 06, each a list of row dicts built from `runs.cached_run` (trained once,
+then read back from the runs cache, where notebooks 07, 10 and 12 find them too), beside the paper's
+numbers (Tables 5 and 6 of Hu et al. 2021, kept in `maths.paper`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from lora_lab.lab.runs import RunSpec, run
+from lora_lab.lab.runs import RunSpec, cached_run
 from lora_lab.maths import paper
 
 QV = ("q_proj", "v_proj")
@@ -24,7 +25,7 @@ PAPER_TABLE6_QV = {ds: list(paper.TABLE6[ds]["Wq,Wv"]) for ds in ("WikiSQL", "Mu
 
 
 def _row(spec: RunSpec) -> dict:
-    h = run(spec).history
+    h = cached_run(spec).history
     return {"label": spec.label(), "seed": spec.seed, "trainable": h.trainable, "accuracy": h.accuracy,
             "optimizer_bytes": h.optimizer_state_bytes, "ms_per_step": 1e3 * h.seconds_per_step}
 

@@ -278,3 +278,20 @@ def test_same_output_names_a_wrong_shape(lang, got, fragment):
     with pytest.raises(Problem) as caught:
         switching._same_output(got, torch.zeros(5, 8), N_("after unmerge, forward"))
     assert fragment in lang.en(caught.value.text)
+
+
+def test_lora_init_names_a_pair_that_is_no_tensors(lang):
+    from lora_lab.course.exercises.layers import check_lora_init
+
+    result = check_lora_init(lambda d_in, d_out, r: (None, None), show=False)
+    message = lang.en(result.message)
+    assert not result.passed and "A and B must be tensors, got NoneType and NoneType" in message
+
+
+def test_a_message_copies_as_its_plain_text(lang):
+    import copy
+    import pickle
+
+    result = check_lora_linear(ZeroA, show=False)
+    for twin in (copy.deepcopy(result.message), pickle.loads(pickle.dumps(result.message))):
+        assert type(twin) is str and twin == result.message

@@ -84,6 +84,10 @@ class Msg(str):
         self.template, self.values, self.lang = template, values, lang
         return self
 
+    def __reduce__(self):
+        """Copies and pickles are the plain text (the values need not be picklable)."""
+        return (str, (str(self),))
+
     @property
     def en(self) -> str:
         """The same message in English (nested messages too); values stay as they are."""

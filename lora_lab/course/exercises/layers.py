@@ -90,7 +90,11 @@ def check_lora_forward(fn, show: bool = True, hidden: bool = False) -> CheckResu
 def _init_problem(pair, d_in: int, d_out: int, r: int) -> str | None:
     if not (isinstance(pair, tuple) and len(pair) == 2):
         return t("expected a pair (A, B), got {kind}", kind=type(pair).__name__)
-    A, B = (torch.as_tensor(t) if not isinstance(t, torch.Tensor) else t for t in pair)
+    try:
+        A, B = (torch.as_tensor(t) if not isinstance(t, torch.Tensor) else t for t in pair)
+    except (TypeError, ValueError, RuntimeError):  # e.g. (None, None): not numbers at all
+        return t("A and B must be tensors, got {A} and {B}", A=type(pair[0]).__name__,
+                 B=type(pair[1]).__name__)
     if tuple(A.shape) != (r, d_in) or tuple(B.shape) != (d_out, r):
         swapped = tuple(A.shape) == (d_out, r)
         return t("expected A {want_A} and B {want_B}, got A {A} and B {B} — did you swap A and B?" if swapped

@@ -6,7 +6,8 @@ an English sentence left outside its values (`untranslated`). `lang.en(text)` gi
 English twin, so a test's English assertions hold in both languages.
 
 The templates each language reached are kept for the session; with `LORA_LAB_I18N_REACHED` set to
-a path, they are written there as JSON at the end (`test_i18n` runs the exercise tests so).
+a path, they are written beside it as JSON at the end, one file per process (`test_i18n` runs the
+exercise tests so and merges the files).
 """
 
 from __future__ import annotations
@@ -94,6 +95,6 @@ def lang(request):
 
 def pytest_sessionfinish(session):
     path = os.environ.get("LORA_LAB_I18N_REACHED")
-    if path:
-        with open(path, "w", encoding="utf-8") as f:
+    if path:  # one file per process (pytest-xdist workers too): PATH.main, PATH.gw0, …
+        with open(f"{path}.{os.environ.get('PYTEST_XDIST_WORKER', 'main')}", "w", encoding="utf-8") as f:
             json.dump({k: sorted(v) for k, v in REACHED.items()}, f, ensure_ascii=False)

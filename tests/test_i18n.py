@@ -236,3 +236,26 @@ def test_every_template_is_reached_by_the_exercise_tests_in_both_languages(tmp_p
     for lang in ("en", "zh"):
         assert sorted(catalogue - got[lang]) == [], f"not reached in {lang}"
         assert sorted(got[lang] - catalogue) == [], f"rendered in {lang} but not catalogued"
+
+
+#: English term (outside code) -> the glossary's Chinese (notebook 00, §0.5) that its entry must use
+GLOSSARY = {r"gradients?": "梯度", r"frozen|freeze": "冻结", r"learning rates?|rates?": "学习率",
+            r"singular values?": "奇异值", r"singular vectors?": "奇异向量", r"merg(?:e|ing|ed)": "合并",
+            r"scaling": "缩放因子", r"perplexity": "困惑度", r"adapters?": "适配器", r"tokens?": "词元",
+            r"subspace": "子空间", r"Frobenius norm": "Frobenius 范数", r"full fine-tuning": "全量微调",
+            r"optimizer": "优化器", r"latency": "推理延迟", r"grouped-query attention": "分组查询注意力",
+            r"all-reduce": "全归约", r"bias(?:es)?": "偏置", r"loss(?:es)?": "损失", r"shape": "形状"}
+
+
+def _prose(template: str) -> str:
+    """A template without placeholders, code spans and code-like tokens (x.y, a_b, f(…))."""
+    text = re.sub(r"`[^`]*`|\{[^{}]*\}", " ", template)
+    return " ".join(w for w in text.split() if not re.search(r"[._(=]", w))
+
+
+@pytest.mark.parametrize("en", sorted(i18n.catalogue()))
+def test_chinese_entry_uses_the_glossary_terms(en):
+    zh = i18n.catalogue()[en]
+    wanted = [term for pattern, term in GLOSSARY.items()
+              if re.search(rf"\b(?:{pattern})\b", _prose(en), re.IGNORECASE) and term not in zh]
+    assert wanted == [], f"{zh!r} lacks {wanted}"

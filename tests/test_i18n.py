@@ -3,6 +3,7 @@ keeps their placeholders, translates every one; every template is reached by the
 both languages; a Chinese run reads as Chinese; grading does not depend on the language."""
 
 import ast
+import inspect
 import json
 import os
 import re
@@ -259,3 +260,18 @@ def test_chinese_entry_uses_the_glossary_terms(en):
     wanted = [term for pattern, term in GLOSSARY.items()
               if re.search(rf"\b(?:{pattern})\b", _prose(en), re.IGNORECASE) and term not in zh]
     assert wanted == [], f"{zh!r} lacks {wanted}"
+
+
+def _raises(*args, **kwargs):
+    raise ValueError("bad")
+
+
+@pytest.mark.parametrize(("name", "check"), list(_checkers()), ids=lambda v: v if isinstance(v, str) else "")
+def test_every_checker_scores_the_same_in_both_languages(name, check):
+    """A few wrong answers (one that raises, one that returns None, one of the wrong kind), each
+    checked in both languages: the same pass, cases, total and hidden count, and the same English."""
+    extra = {"hidden": True} if "hidden" in inspect.signature(check).parameters else {}
+    for fn in (_raises, lambda *a, **k: None, lambda *a, **k: "x"):
+        en, zh = (_in(lang, lambda fn=fn: check(fn, **extra)) for lang in ("en", "zh"))
+        assert (en.passed, en.cases, en.total, en.hidden) == (zh.passed, zh.cases, zh.total, zh.hidden)
+        assert zh.message.en == en.message and zh.fraction == en.fraction

@@ -12,6 +12,10 @@ Hidden tests: a grade cell's hidden region (stripped from the student copy) call
 with more cases, e.g. `run_cases(name, fn, cases, hidden=more_cases)` or a checker's
 `hidden=True`; the cell's last check gives its score, so a hidden check counts the visible cases
 too (`run_cases` runs `cases`, then `hidden`), and `combine` joins several results into one.
+
+Languages: every message is an English template rendered by `lora_lab.course.i18n.t`, in English or
+in Chinese as `setup_notebook(lang=...)` chose (the Chinese edition passes "zh"); the ✓/✗ mark and the
+function's name always start the line, and the scores do not depend on the language.
 """
 
 from __future__ import annotations

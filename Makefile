@@ -38,15 +38,19 @@ test: test-unit test-notebooks  ## unit tests, then every notebook under strict 
 
 # OMP_WAIT_POLICY=PASSIVE: idle OpenMP threads sleep instead of spinning, which keeps a busy
 # 2-core machine from slowing torch down many times over; it changes no result.
+# Two pytest workers, one test file (one notebook) at a time each: the course's small models keep a
+# process on about one core, so two at once take about half the time on 2 cores (WORKERS=0: one).
+WORKERS ?= 2
+XDIST  := $(if $(filter 0,$(WORKERS)),,-n $(WORKERS) --dist loadfile)
 test-unit: $(VENV)/.test
-	OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest tests
+	OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest $(XDIST) tests
 
 # one notebook: make test-notebooks NB=notebooks/02_svd_low_rank.ipynb
 # notebooks/zh/ is not collected (pyproject's norecursedirs): its notebooks are the masters' code
 # and outputs copied, not run again, and tests/test_translation.py proves they are the same
 test-notebooks: $(VENV)/.test
 	OMP_WAIT_POLICY=PASSIVE LORA_LAB_OFFLINE=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
-		$(PY) -m pytest $(NBVAL) $(NB)
+		$(PY) -m pytest $(XDIST) $(NBVAL) $(NB)
 
 # JupyterLab in headless Chromium moves every slider; screenshots land in test-artifacts/browser/
 test-browser: $(VENV)/.test

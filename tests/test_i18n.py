@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import CJK, SENTENCE, skeleton, untranslated
+from i18n_checks import CJK, SENTENCE, skeleton, untranslated
 
 from lora_lab.course import i18n
 from lora_lab.course.exercises import LINE, NOT_DONE, grading

@@ -76,3 +76,15 @@ def test_package_docstring_maps_every_module():
                      | {p.parent.name for p in package.rglob("*/__init__.py")})
     missing = [m for m in modules if f"`{m}`" not in doc]
     assert not missing, f"add these to lora_lab/__init__.py's module map: {missing}"
+
+
+def test_every_data_file_of_the_package_is_declared_package_data():
+    """A data file not matched by [tool.setuptools.package-data] works in the editable install
+    and is missing from a wheel (the Chinese message catalogue, the base checkpoint)."""
+    globs = _pyproject()["tool"]["setuptools"]["package-data"]["lora_lab"]
+    package = ROOT / "lora_lab"
+    data = [p.relative_to(package) for p in package.rglob("*")
+            if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts]
+    assert data, "the package has data files (the checkpoint, the catalogue)"
+    undeclared = [str(p) for p in data if not any(p.match(g) for g in globs)]
+    assert not undeclared, f"add these to pyproject's package-data: {undeclared}"

@@ -41,7 +41,7 @@ test: test-unit test-notebooks  ## unit tests, then every notebook under strict 
 # Two pytest workers, one test file (one notebook) at a time each: the course's small models keep a
 # process on about one core, so two at once take about half the time on 2 cores (WORKERS=0: one).
 WORKERS ?= 2
-XDIST  := $(if $(filter 0,$(WORKERS)),,-n $(WORKERS) --dist loadfile)
+XDIST  := $(if $(filter 0,$(WORKERS)),,-n $(WORKERS) --dist loadfile --no-loadscope-reorder)
 test-unit: $(VENV)/.test
 	OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest $(XDIST) tests
 

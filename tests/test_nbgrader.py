@@ -4,7 +4,10 @@ database) and generate_feedback, on a tiny fixture notebook and on every master.
 Cost: autograde executes each submission once. Every master is executed twice (all solutions,
 and the untouched release, which also proves that Run All on a student copy reaches the end);
 02, 03 and 05 twice more (wrong constants, and the first exercises solved). Two course folders,
-each with about half the masters (by their stored run times), are graded at once, one per core.
+each holding every master, grade at once, one per core: each lane takes the next unit of work
+(`work_units`: a master, or a chain of masters that share runs) when it is free, largest first.
+The first execution of a master trains what its experiments need into the runs cache; every later
+one (the release, the probes, then `make test`'s strict nbval) reads it back.
 `LORA_LAB_GRADE=02,05` grades only those masters (while developing); unset, every master is.
 """
 
@@ -16,6 +19,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -185,45 +189,80 @@ def wrong_constants(release):
     return nb
 
 
-def lanes(masters) -> list[list[Path]]:
-    """Two lists of masters with about the same stored run time (largest first, to the lighter
-    list). A master's every submission stays in one lane, so its experiments, when not cached
-    yet, are computed once and then read from the runs cache, never twice at the same time."""
-    split: list[list[Path]] = [[], []]
-    load = [0.0, 0.0]
-    for master in sorted(masters, key=lambda m: -run_seconds(m) * (2 if m in PROBED else 1)):
-        lane = load.index(min(load))
-        split[lane].append(master)
-        load[lane] += run_seconds(master)
-    return split
+#: Masters whose experiments share runs (06 trains what 07, 10 and 12 read back): one unit of work,
+#: graded in this order in one lane, so a cold runs cache never trains the same run twice at once.
+CHAINS = [("06", "07", "10", "12")]
+
+
+def cost(master: Path) -> float:
+    """A master's share of the grading: its stored run time, twice for a probed master."""
+    return run_seconds(master) * (2 if master in PROBED else 1)
+
+
+def work_units(masters) -> list[list[Path]]:
+    """The masters as units of work, each graded in order by one lane: every chain (of the masters
+    selected), then each other master alone; the costliest unit first."""
+    by_number = {m.stem[:2]: m for m in masters}
+    units = [[by_number[n] for n in chain if n in by_number] for chain in CHAINS]
+    chained = {m for unit in units for m in unit}
+    units = [u for u in units if u] + [[m] for m in masters if m not in chained]
+    return sorted(units, key=lambda unit: -sum(cost(m) for m in unit))
+
+
+def grade_in_lanes(roots: list[Path], units: list[list[Path]]) -> dict[Path, Path]:
+    """Autograde every unit, one `nbgrader autograde <master>` at a time per course folder in
+    `roots`, each folder's lane taking the next unit when it is free. Returns master -> folder."""
+    queue, root_of, errors, lock = list(units), {}, [], threading.Lock()
+
+    def lane(root: Path) -> None:
+        while True:
+            with lock:
+                if not queue or errors:
+                    return
+                unit = queue.pop(0)
+            for master in unit:
+                try:
+                    nbgrader(root, "autograde", master.stem)
+                except Exception as error:  # re-raised below, in the test's thread
+                    with lock:
+                        errors.append(error)
+                    return
+                root_of[master] = root
+
+    threads = [threading.Thread(target=lane, args=(root,)) for root in roots]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return root_of
 
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory) -> dict:
-    """Every submission autograded in two course folders at once (one per core), each holding
-    about half the masters: 'solutions' (every master as it is), 'release' (untouched), and on
+    """Every submission autograded by two lanes at once (one per core), each with its own course
+    folder holding every master: 'solutions' (every master as it is), 'release' (untouched), and on
     the probed masters 'wrong' and 'some'. Returns each master's course folder and the seconds."""
     timeout = grading_timeout(slowest_cell()[0])  # what write_course computes from every master
-    root_of, procs = {}, []
-    for i, masters in enumerate(lanes(MASTER_PATHS)):
-        chosen, root = tmp_path_factory.mktemp(f"masters_{i}"), tmp_path_factory.mktemp(f"course_{i}")
-        for master in masters:
-            shutil.copy(master, chosen / master.name)
-            root_of[master] = root
-        if masters:
-            write_course(root, source_dir=chosen, timeout=timeout)
-            nbgrader(root, "generate_assignment", "*", "--force")
-    for master, root in root_of.items():
-        nb, release = nbformat.read(master, as_version=4), released(root, master.name)
-        submit(root, "solutions", nb, master.name)
-        submit(root, "release", release, master.name)
-        if master in PROBED:
-            submit(root, "wrong", wrong_constants(release), master.name)
-            submit(root, "some", first_half_solved(nb, release)[0], master.name)
-    start = time.perf_counter()
-    procs = [nbgrader(root, "autograde", "*", wait=False) for root in set(root_of.values())]
-    for proc in procs:
+    chosen = tmp_path_factory.mktemp("masters")
+    roots = [tmp_path_factory.mktemp(f"course_{i}") for i in (0, 1)]
+    for master in MASTER_PATHS:
+        shutil.copy(master, chosen / master.name)
+    for root in roots:
+        write_course(root, source_dir=chosen, timeout=timeout)
+    for proc in [nbgrader(root, "generate_assignment", "*", "--force", wait=False) for root in roots]:
         finish(proc)
+    for root in roots:
+        for master in MASTER_PATHS:
+            nb, release = nbformat.read(master, as_version=4), released(root, master.name)
+            submit(root, "solutions", nb, master.name)
+            submit(root, "release", release, master.name)
+            if master in PROBED:
+                submit(root, "wrong", wrong_constants(release), master.name)
+                submit(root, "some", first_half_solved(nb, release)[0], master.name)
+    start = time.perf_counter()
+    root_of = grade_in_lanes(roots, work_units(MASTER_PATHS))
     seconds = time.perf_counter() - start
     print(f"\nautograde: {seconds:.0f} s wall for {len(MASTER_PATHS)} masters, {len(PROBED)} probed")
     return {"root": root_of, "seconds": seconds}

@@ -5,6 +5,7 @@ with θ0 (D,) and P (D, d) fixed and random and only z (d,) trained. The smalles
 90% of the accuracy of training all D parameters is the task's intrinsic dimension d_int90:
 `intrinsic_curve` reads it off a fixed grid (so it can only name a grid point), `measure_d90`
 searches for it (doubling, then bisection) and returns the bracket that pins it down.
+Each run is trained once and then read back from the runs cache (`lora_lab.lab.intrinsic_cache`).
 The model is a small MLP on scikit-learn's bundled handwritten digits (no download).
 """
 
@@ -18,6 +19,7 @@ from sklearn.datasets import load_digits
 from torch import Tensor
 
 from lora_lab._checks import check_int
+from lora_lab.lab.intrinsic_cache import cached_accuracy
 
 N_IN, N_CLASSES = 64, 10
 
@@ -71,10 +73,26 @@ def accuracy(theta: Tensor, x: Tensor, y: Tensor, hidden: int) -> float:
         return float((mlp(theta, x, hidden).argmax(1) == y).float().mean())
 
 
-def train_in_subspace(d: int | None, hidden: int = 32, steps: int = 200, seed: int = 0) -> float:
+def train_in_subspace(d: int | None, hidden: int = 32, steps: int = 200, seed: int = 0,
+                      cache: bool = True) -> float:
     """Test accuracy after training θ = θ0 + P z (P (D, d) random, unit columns; only z trained).
-    d=None trains all D parameters. Full-batch Adam; everything seeded by `seed`."""
-    check_int("hidden", hidden, low=1)
+    d=None trains all D parameters. Full-batch Adam; everything seeded by `seed`.  A run is trained
+    once and then read from the runs cache (`lab.intrinsic_cache`), bit for bit the same number;
+    cache=False trains it again and leaves the cache alone."""
+    hidden, steps = check_int("hidden", hidden, low=1), check_int("steps", steps, low=1)
+    seed = check_int("seed", seed, low=0)
+    if d is not None:
+        d = check_int("d", d, low=1, high=n_params(hidden))
+    if not isinstance(cache, bool):
+        raise TypeError(f"cache must be True or False, got {cache!r} ({type(cache).__name__})")
+    if not cache:
+        return _train_in_subspace(d, hidden, steps, seed)
+    settings = {"d": d, "hidden": hidden, "steps": steps, "seed": seed}
+    return cached_accuracy(settings, lambda: _train_in_subspace(d, hidden, steps, seed))
+
+
+def _train_in_subspace(d: int | None, hidden: int, steps: int, seed: int) -> float:
+    """The training behind `train_in_subspace`, with checked arguments and no cache."""
     D = n_params(hidden)
     data = digit_split(seed)
     x, y = data["train"]
@@ -84,7 +102,6 @@ def train_in_subspace(d: int | None, hidden: int = 32, steps: int = 200, seed: i
         if d is None:
             theta = _train(theta0, lambda t: F.cross_entropy(mlp(t, x, hidden), y), steps, lr=0.01)
         else:
-            d = check_int("d", d, low=1, high=D)
             P = torch.randn(D, d, generator=g)  # (D, d)
             P = P / P.norm(dim=0, keepdim=True)
             z = _train(torch.zeros(d), lambda z: F.cross_entropy(mlp(theta0 + P @ z, x, hidden), y),
@@ -94,17 +111,18 @@ def train_in_subspace(d: int | None, hidden: int = 32, steps: int = 200, seed: i
 
 
 def intrinsic_curve(ds=(2, 5, 10, 20, 50, 100, 200, 500), hidden: int = 32, seed: int = 0,
-                    measure: bool = True) -> dict:
+                    measure: bool = True, cache: bool = True) -> dict:
     """{'d': ds, 'accuracy': test accuracy per d, 'full': training all D, 'D': D, 'd90_grid', 'd90'}.
     d90_grid is the smallest d in `ds` reaching 90% of the full accuracy (a grid point, so only a
-    bound); with `measure`, d90 and d90_bracket come from `measure_d90`, else d90 = d90_grid."""
-    full = train_in_subspace(None, hidden, seed=seed)
-    accs = [train_in_subspace(d, hidden, seed=seed) for d in ds]
+    bound); with `measure`, d90 and d90_bracket come from `measure_d90`, else d90 = d90_grid.
+    `cache` as in `train_in_subspace`."""
+    full = train_in_subspace(None, hidden, seed=seed, cache=cache)
+    accs = [train_in_subspace(d, hidden, seed=seed, cache=cache) for d in ds]
     reached = [d for d, a in zip(ds, accs, strict=True) if a >= 0.9 * full]
     out = {"d": list(ds), "accuracy": accs, "full": full, "D": n_params(hidden),
            "d90_grid": reached[0] if reached else None}
     if measure:
-        found = measure_d90(hidden, seed)
+        found = measure_d90(hidden, seed, cache=cache)
         return {**out, "d90": found["d90"], "d90_bracket": found["bracket"]}
     return {**out, "d90": out["d90_grid"]}
 
@@ -120,11 +138,12 @@ def _bracket(acc, threshold: float, start: int, D: int) -> tuple[int, int]:
 
 
 def measure_d90(hidden: int = 32, seed: int = 0, start: int = 25, resolution: float = 0.1,
-                share: float = 0.9) -> dict:
+                share: float = 0.9, cache: bool = True) -> dict:
     """Search for d_int90: double d from `start` until it reaches `share` of the full accuracy,
     then bisect until the bracket (lo, hi] is narrower than `resolution`·hi.  Returns {'d90': hi,
     'bracket': (lo, hi), 'threshold', 'full', 'D', 'tried': {d: accuracy}}.  Assumes accuracy
-    grows with d (it does here, but it is not guaranteed); every run is seeded."""
+    grows with d (it does here, but it is not guaranteed); every run is seeded, and read from the
+    runs cache unless cache=False (`train_in_subspace`)."""
     check_int("hidden", hidden, low=1)
     D = n_params(hidden)
     check_int("start", start, low=1, high=D)
@@ -132,12 +151,12 @@ def measure_d90(hidden: int = 32, seed: int = 0, start: int = 25, resolution: fl
         raise ValueError(f"resolution must be in (0, 1), got {resolution!r}")
     if not 0 < share <= 1:
         raise ValueError(f"share must be in (0, 1], got {share!r}")
-    full = train_in_subspace(None, hidden, seed=seed)
+    full = train_in_subspace(None, hidden, seed=seed, cache=cache)
     tried: dict[int, float] = {}
 
     def acc(d: int) -> float:
         if d not in tried:
-            tried[d] = train_in_subspace(d, hidden, seed=seed)
+            tried[d] = train_in_subspace(d, hidden, seed=seed, cache=cache)
         return tried[d]
 
     threshold = share * full

@@ -95,8 +95,10 @@ def test_best_matches_of_an_unchanged_matrix_are_one():
 
 def test_the_notebook_sweeps_share_the_default_runs_and_name_their_rules():
     sweeps = s21.sweeps()
-    assert {len(v) for k, v in sweeps.items() if k.startswith(("full", "LoRA", "rsLoRA"))} == {15, 18}
-    assert len(sweeps["LoRA r=4"]) == 18 and len(sweeps["LoRA r=64"]) == 15
+    assert len(sweeps["full"]) == len(sweeps["LoRA r=4"]) == 15 and len(sweeps["LoRA r=64"]) == 9
+    assert sum(map(len, sweeps.values())) + len(s21.lora_plus_specs()) == 78
+    # every rank's grid holds the default rate, so the intruder cells read the sweeps' runs
+    assert all(any(s.lr is None for s in sweeps[f"LoRA r={r}"]) for r in s21.RANKS)
     defaults = [s for s in sweeps["LoRA r=4"] if s.lr is None]
     assert [s.seed for s in defaults] == list(s21.SEEDS)  # the 1e-2 runs are 06's and 10's runs
     assert {s.variant for s in sweeps["rsLoRA r=64"]} == {"rslora"}
@@ -112,3 +114,74 @@ def test_parameter_counts_and_the_best_rate_rows():
     assert {r["lr"] for r in s21.at_best_rate(rows)} == {1e-3}  # mean 0.5 < mean 0.8 at 2e-3
     with pytest.raises(ValueError, match="name no linear layer"):
         s21.lora_parameters(("nope",), 2)
+
+
+# ---- the values kept beside a run (since2021_cache) ---------------------------------------------
+
+@pytest.fixture
+def saved_run(tmp_path, monkeypatch):
+    """An untrained run written to a temporary runs cache, as `cached_run` would leave it."""
+    from lora_lab.lab.runs import save_run
+
+    monkeypatch.setenv("LORA_LAB_CACHE", str(tmp_path))
+    run = _untrained(s21.spec("lora", 1e-2, r=2))
+    save_run(run)
+    return run
+
+
+def _counting(calls, value=0.5):
+    def compute():
+        calls.append(1)
+        return {"target_acc": value, "curve": np.arange(3.0)}
+    return compute
+
+
+def test_cached_values_hit_the_second_time(saved_run):
+    from lora_lab.lab.since2021_cache import cached_values, values_path
+
+    calls = []
+    first = cached_values(saved_run.spec, "scores", _counting(calls))
+    again = cached_values(saved_run.spec, "scores", _counting(calls, value=0.9))
+    assert calls == [1] and again["target_acc"] == first["target_acc"] == 0.5
+    assert np.array_equal(again["curve"], [0.0, 1.0, 2.0])
+    assert values_path(saved_run.spec, "scores").name.endswith(".scores.safetensors")
+
+
+def test_cached_values_miss_when_the_run_file_changes(saved_run):
+    from lora_lab.lab.runs import save_run
+    from lora_lab.lab.since2021_cache import cached_values
+
+    calls = []
+    cached_values(saved_run.spec, "scores", _counting(calls))
+    with torch.no_grad():
+        next(p for n, p in saved_run.model.named_parameters() if "lora_B" in n).add_(1.0)
+    save_run(saved_run)  # retrained: same spec, other tensors
+    assert cached_values(saved_run.spec, "scores", _counting(calls, value=0.9))["target_acc"] == 0.9
+    assert calls == [1, 1]
+
+
+def test_a_corrupt_entry_is_a_miss_with_a_warning_and_is_rewritten(saved_run):
+    from lora_lab.lab.since2021_cache import cached_values, load_values, values_path
+
+    calls = []
+    cached_values(saved_run.spec, "scores", _counting(calls))
+    values_path(saved_run.spec, "scores").write_bytes(b"not a safetensors file")
+    with pytest.warns(UserWarning, match="unreadable cached values"):
+        assert cached_values(saved_run.spec, "scores", _counting(calls, value=0.7))["target_acc"] == 0.7
+    assert calls == [1, 1] and load_values(saved_run.spec, "scores")["target_acc"] == 0.7
+
+
+def test_collect_keeps_the_scores_beside_the_run(saved_run, monkeypatch):
+    spec = saved_run.spec
+    first = s21.collect([spec])  # cached_run reads the saved run; its scores are then stored
+    monkeypatch.setattr(s21, "scores", lambda *a, **k: pytest.fail("scores recomputed on a hit"))
+    assert s21.collect([spec]) == first and first[0]["source_acc"] == s21.base_source_accuracy()
+
+
+def test_value_names_are_checked():
+    from lora_lab.lab.since2021_cache import cached_values, values_path
+
+    with pytest.raises(ValueError, match="what must be"):
+        values_path(s21.spec("lora", 1e-2), "a/b")
+    with pytest.raises(TypeError, match="compute must be a callable"):
+        cached_values(s21.spec("lora", 1e-2), "scores", 3)

@@ -1,9 +1,8 @@
 """Notebook 12's measurements: what the field learned about LoRA after 2021, on the course's task
 (the ViT pretrained on digits 0–4, adapted to digits 5–9).
 
-Every run is a `lora_lab.lab.runs.RunSpec` trained by `cached_run`, so a spec notebook 06 or 10
-already trained is read back, not trained again. A rate equal to the course's default
-(`runs.LR`) is stored as `lr=None`, the way those notebooks ask for it.
+Every run is a `RunSpec` trained by `cached_run` (a spec 06 or 10 trained is read back); a rate
+equal to the course's default (`runs.LR`) is stored as `lr=None`, the way those notebooks ask for it.
 
 Two scores per run: *learning* — accuracy on the 5–9 test images (the run's own new head), and
 *remembering* — accuracy on the 0–4 test images through the adapted body and the pretrained head,
@@ -26,13 +25,16 @@ from lora_lab._checks import check_choice
 from lora_lab.lab.data import ADAPT_TASK, PRETRAIN_TASK, load_task
 from lora_lab.lab.models import base_model
 from lora_lab.lab.runs import LR, RunSpec, cached_run
+from lora_lab.lab.since2021_cache import cached_values
 from lora_lab.maths.intruders import THRESHOLD, TOP_K, best_match, count_intruders, scale_intruders
 from lora_lab.maths.sweep import best_lr
 
 SEEDS = (0, 1, 2)
-FULL_LRS = (5e-4, 1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2)
-LORA_LRS = (2.5e-3, 5e-3, 1e-2, 2e-2, 4e-2)
-LORA_LRS_R4 = LORA_LRS + (8e-2,)  # one more at r = 4, where a seed's best sat at 4e-2, the grid's edge
+#: Rate grids, factor 2 apart: rates never best nor a best's neighbour on any seed were dropped.
+FULL_LRS = (1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2)
+LORA_LRS_R4 = (5e-3, 1e-2, 2e-2, 4e-2, 8e-2)
+RANK_LRS = {1: (2.5e-3, 5e-3, 1e-2, 2e-2), 64: (1e-2, 2e-2, 4e-2)}  # LoRA α/r, other ranks
+RSLORA_LRS = (2.5e-3, 5e-3, 1e-2)  # rsLoRA r=64: its multiplier α/√r = 1 asks for lower rates
 QV = ("q_proj", "v_proj")
 ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
 MLP = ("fc1", "fc2")
@@ -74,17 +76,25 @@ def base_source_accuracy() -> float:
         return float((model(task.x_test).argmax(-1) == task.y_test).float().mean())
 
 
-def row(spec_: RunSpec, model: nn.Module, head: nn.Linear | None = None) -> dict:
-    """One table row: the spec's fields that vary here, its rate and its scores."""
+def fields(spec_: RunSpec) -> dict:
+    """A table row's spec part: the fields that vary here and the run's rate."""
     return {"label": spec_.label(), "method": spec_.method, "r": spec_.r, "alpha": spec_.alpha,
             "targets": spec_.targets, "variant": spec_.variant, "seed": spec_.seed,
-            "lr": spec_.learning_rate, "lora_plus_ratio": spec_.lora_plus_ratio, **scores(model, head)}
+            "lr": spec_.learning_rate, "lora_plus_ratio": spec_.lora_plus_ratio}
+
+
+def row(spec_: RunSpec, model: nn.Module, head: nn.Linear | None = None) -> dict:
+    return {**fields(spec_), **scores(model, head)}  # one table row: its spec's fields and scores
 
 
 def collect(specs: Iterable[RunSpec], run_fn: Callable = cached_run) -> list[dict]:
-    """Train or load every spec (`run_fn(spec)` -> a Run) and score it: one row each."""
+    """Train or load every spec (`run_fn(spec)` -> a Run) and score it: one row each. With the
+    default `cached_run` the scores are kept beside the run (`since2021_cache`): read, not recomputed."""
     head = base_model().head
-    return [row(s, run_fn(s).model, head) for s in specs]
+    if run_fn is not cached_run:
+        return [row(s, run_fn(s).model, head) for s in specs]
+    return [{**fields(s), **cached_values(s, "scores", lambda s=s: scores(cached_run(s).model, head))}
+            for s in specs]
 
 
 def group(rows: list[dict], key: Callable[[dict], object]) -> dict:
@@ -183,19 +193,37 @@ def with_intruders_scaled(model: nn.Module, lam: float, targets=QV, k: int = TOP
     return model
 
 
+def run_intruders(spec_: RunSpec, threshold: float = THRESHOLD, k: int = TOP_K) -> int:
+    """`intruder_count` of the run `spec_` (its q, v matrices), kept beside the run."""
+    return int(cached_values(spec_, f"intruders-k{k}-eps{threshold:g}", lambda: {
+        "count": intruder_count(cached_run(spec_).model, k=k, threshold=threshold)})["count"])
+
+
+def run_best_matches(spec_: RunSpec, name: str, k: int = TOP_K) -> np.ndarray:
+    """`best_matches` of the run `spec_`'s matrix `name`, kept beside the run.  Shapes: -> (k,)."""
+    return cached_values(spec_, f"matches-{name}-k{k}",
+                         lambda: {"best": best_matches(cached_run(spec_).model, name, k)})["best"]
+
+
+def run_scaled_scores(spec_: RunSpec, lam: float) -> dict:
+    """`scores` of the run `spec_` with its intruders' singular values times `lam`, kept beside it."""
+    return cached_values(spec_, f"scaled-k{TOP_K}-eps{THRESHOLD:g}-lam{lam:g}",
+                         lambda: scores(with_intruders_scaled(cached_run(spec_).model, lam)))
+
+
 # ---- the notebook's sweeps ---------------------------------------------------------------------
 
-PLACEMENT_LRS = (1e-2, 2e-2)
+PLACEMENT_LRS = (1e-2,)  # the course's LoRA rate, the best of the r=4 sweep's mean curve
 RANKS = (1, 4, 64)
-LORA_PLUS_RATIO, LORA_PLUS_LRS = 16.0, (1.25e-3, 2.5e-3, 5e-3, 1e-2)
+LORA_PLUS_RATIO, LORA_PLUS_LRS = 16.0, (1.25e-3, 2.5e-3, 5e-3)
 
 
 def sweeps() -> dict[str, list[RunSpec]]:
     """Every run of notebook 12 by name (LoRA+ apart, see `lora_plus_specs`)."""
     out = {"full": lr_grid("full", FULL_LRS), "LoRA r=4": lr_grid("lora", LORA_LRS_R4, r=4)}
-    for r in (1, 64):
-        out[f"LoRA r={r}"] = lr_grid("lora", LORA_LRS, r=r)
-    out["rsLoRA r=64"] = lr_grid("lora", LORA_LRS, r=64, variant="rslora")  # α/√r; at r = 1 it is LoRA
+    for r, lrs in RANK_LRS.items():
+        out[f"LoRA r={r}"] = lr_grid("lora", lrs, r=r)
+    out["rsLoRA r=64"] = lr_grid("lora", RSLORA_LRS, r=64, variant="rslora")  # α/√r; at r = 1 it is LoRA
     for name, (targets, r) in PLACEMENTS.items():
         out[name] = lr_grid("lora", PLACEMENT_LRS, r=r, targets=targets)
     return out

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -33,10 +34,23 @@ def values_path(spec: RunSpec, what: str):
     return run.with_name(f"{run.stem}.{what}.safetensors")
 
 
+_SHAS: dict[tuple, str] = {}
+
+
+def _sha256(path) -> str:
+    """`file_sha256`, remembered while the file's inode, size and mtime stay the same (a rewrite,
+    atomic or not, changes one of them), so a notebook hashes each run file once."""
+    st = Path(path).stat()
+    key = (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _SHAS:
+        _SHAS[key] = file_sha256(path)
+    return _SHAS[key]
+
+
 def _stamp(spec: RunSpec, what: str) -> dict[str, str]:
     """What an entry must match: the spec, the version, the base checkpoint and the run file."""
     return {"spec": spec.key(), "what": what, "version": str(VALUES_VERSION),
-            "base_sha256": file_sha256(checkpoint_path()), "run_sha256": file_sha256(run_path(spec))}
+            "base_sha256": _sha256(checkpoint_path()), "run_sha256": _sha256(run_path(spec))}
 
 
 def load_values(spec: RunSpec, what: str) -> dict | None:

@@ -7,7 +7,7 @@ import warnings
 import pytest
 import torch
 
-from lora_lab.lab import intrinsic, intrinsic_cache
+from lora_lab.lab import intrinsic
 from lora_lab.lab.intrinsic import digit_split, intrinsic_curve, mlp, n_params, train_in_subspace
 
 
@@ -143,7 +143,7 @@ def test_a_changed_argument_misses(runs_dir, monkeypatch, change):
 def test_a_new_version_misses(runs_dir, monkeypatch):
     train_in_subspace(**SMALL)
     calls = _count_training(monkeypatch)
-    monkeypatch.setattr(intrinsic_cache, "INTRINSIC_VERSION", intrinsic_cache.INTRINSIC_VERSION + 1)
+    monkeypatch.setattr(intrinsic, "INTRINSIC_VERSION", intrinsic.INTRINSIC_VERSION + 1)
     train_in_subspace(**SMALL)
     assert len(calls) == 1
 
@@ -151,7 +151,7 @@ def test_a_new_version_misses(runs_dir, monkeypatch):
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "other_settings"])
 def test_an_unreadable_entry_is_a_miss_with_a_warning_then_rewritten(runs_dir, monkeypatch, damage):
     fresh = train_in_subspace(**SMALL, cache=False)
-    path = intrinsic_cache.entry_path(SMALL)
+    path = intrinsic.entry_path(SMALL)
     if damage == "truncate":
         train_in_subspace(**SMALL)
         path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
@@ -159,8 +159,8 @@ def test_an_unreadable_entry_is_a_miss_with_a_warning_then_rewritten(runs_dir, m
         path.parent.mkdir(parents=True)
         path.write_bytes(b"not a safetensors file")
     else:
-        intrinsic_cache.save_accuracy({**SMALL, "seed": 1}, 0.5)
-        intrinsic_cache.entry_path({**SMALL, "seed": 1}).replace(path)
+        intrinsic.save_accuracy({**SMALL, "seed": 1}, 0.5)
+        intrinsic.entry_path({**SMALL, "seed": 1}).replace(path)
     calls = _count_training(monkeypatch)
     with pytest.warns(UserWarning, match="unreadable cached intrinsic-dimension run") as caught:
         assert train_in_subspace(**SMALL) == fresh
@@ -183,4 +183,4 @@ def test_train_in_subspace_rejects_bad_arguments(kwargs, error, match):
 
 def test_entry_path_needs_a_dict():
     with pytest.raises(TypeError, match="settings must be a dict"):
-        intrinsic_cache.entry_path([("d", 2)])
+        intrinsic.entry_path([("d", 2)])

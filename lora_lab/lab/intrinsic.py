@@ -5,13 +5,24 @@ with θ0 (D,) and P (D, d) fixed and random and only z (d,) trained. The smalles
 90% of the accuracy of training all D parameters is the task's intrinsic dimension d_int90:
 `intrinsic_curve` reads it off a fixed grid (so it can only name a grid point), `measure_d90`
 searches for it (doubling, then bisection) and returns the bracket that pins it down.
-Each run is trained once and then read back from the runs cache (`lora_lab.lab.intrinsic_cache`).
 The model is a small MLP on scikit-learn's bundled handwritten digits (no download).
+
+A run is a deterministic function of its arguments and of this code, and its result is one test
+accuracy, so each run is trained once and then read back from the runs cache:
+`<cache>/runs/intrinsic-v<INTRINSIC_VERSION>-<digest>.safetensors` holds it as a float64 scalar
+(bit for bit the float the training returned) with the arguments in its metadata; the digest
+covers the arguments, INTRINSIC_VERSION and torch's version. A missing entry is a miss; one that
+cannot be read (truncated, corrupt, another run's) is a miss with a warning; a miss trains and
+rewrites the entry atomically.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
+import warnings
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -19,9 +30,12 @@ from sklearn.datasets import load_digits
 from torch import Tensor
 
 from lora_lab._checks import check_int
-from lora_lab.lab.intrinsic_cache import cached_accuracy
+from lora_lab.lab.cache import atomic_path, cache_dir
 
 N_IN, N_CLASSES = 64, 10
+#: Bump when the training code (`train_in_subspace` or anything it calls: the data split, the MLP,
+#: the optimizer settings, `accuracy`) changes what given arguments produce.
+INTRINSIC_VERSION = 1
 
 
 def digit_split(seed: int = 0) -> dict[str, tuple[Tensor, Tensor]]:
@@ -77,7 +91,7 @@ def train_in_subspace(d: int | None, hidden: int = 32, steps: int = 200, seed: i
                       cache: bool = True) -> float:
     """Test accuracy after training θ = θ0 + P z (P (D, d) random, unit columns; only z trained).
     d=None trains all D parameters. Full-batch Adam; everything seeded by `seed`.  A run is trained
-    once and then read from the runs cache (`lab.intrinsic_cache`), bit for bit the same number;
+    once and then read from the runs cache (module docstring), bit for bit the same number;
     cache=False trains it again and leaves the cache alone."""
     hidden, steps = check_int("hidden", hidden, low=1), check_int("steps", steps, low=1)
     seed = check_int("seed", seed, low=0)
@@ -88,7 +102,11 @@ def train_in_subspace(d: int | None, hidden: int = 32, steps: int = 200, seed: i
     if not cache:
         return _train_in_subspace(d, hidden, steps, seed)
     settings = {"d": d, "hidden": hidden, "steps": steps, "seed": seed}
-    return cached_accuracy(settings, lambda: _train_in_subspace(d, hidden, steps, seed))
+    found = load_accuracy(settings)
+    if found is None:
+        found = _train_in_subspace(d, hidden, steps, seed)
+        save_accuracy(settings, found)
+    return found
 
 
 def _train_in_subspace(d: int | None, hidden: int, steps: int, seed: int) -> float:
@@ -166,3 +184,47 @@ def measure_d90(hidden: int = 32, seed: int = 0, start: int = 25, resolution: fl
         lo, hi = (lo, mid) if acc(mid) >= threshold else (mid, hi)
     return {"d90": hi, "bracket": (lo, hi), "threshold": threshold, "full": full, "D": D,
             "tried": dict(sorted(tried.items()))}
+
+
+# ---- the runs cache: one float64 accuracy per run ---------------------------------------------
+
+def _canonical(settings: dict) -> str:
+    return json.dumps({"v": INTRINSIC_VERSION, "torch": torch.__version__, **settings}, sort_keys=True)
+
+
+def entry_path(settings: dict) -> Path:
+    """The cache file of the run with these arguments (a dict: d, hidden, steps, seed)."""
+    if not isinstance(settings, dict):
+        raise TypeError(f"settings must be a dict of the run's arguments, got {type(settings).__name__}")
+    digest = hashlib.sha256(_canonical(settings).encode()).hexdigest()[:16]
+    return cache_dir("runs") / f"intrinsic-v{INTRINSIC_VERSION}-{digest}.safetensors"
+
+
+def load_accuracy(settings: dict) -> float | None:
+    """The cached accuracy of these arguments, or None (no entry; or, with a warning, a bad one)."""
+    from safetensors import safe_open
+
+    path = entry_path(settings)
+    if not path.exists():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta, value = f.metadata() or {}, f.get_tensor("accuracy")
+        if meta.get("settings") != _canonical(settings) or value.dtype != torch.float64 or value.numel() != 1:
+            raise ValueError("the entry holds another run")
+        return float(value.item())
+    except Exception as error:  # a truncated or corrupt file (a kernel killed mid-write): a miss
+        warnings.warn(f"unreadable cached intrinsic-dimension run {path.name} "
+                      f"({type(error).__name__}: {error}): training it again", stacklevel=3)
+        return None
+
+
+def save_accuracy(settings: dict, accuracy: float) -> Path:
+    """Write `accuracy` as the entry of these arguments (a float64 scalar, atomically)."""
+    from safetensors.torch import save_file
+
+    path = entry_path(settings)
+    with atomic_path(path) as tmp:
+        save_file({"accuracy": torch.tensor(float(accuracy), dtype=torch.float64)}, str(tmp),
+                  metadata={"settings": _canonical(settings)})
+    return path

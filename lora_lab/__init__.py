@@ -10,8 +10,9 @@ floors below it (tests/test_layout.py reads the import graph and fails on an upw
 - `lora`: LoRA in torch — `layer` (`LoRALinear`), `fused`, `attention`, `inject`, `variants`,
   `adapters`, `adapter_spec`, `peft_export`, `peft`, `peft_variants`, `trace`, `deploy`.
 - `lab`: the experiments — `cache`, `data`, `models`, `train`, `runs`, `readouts`, `ablations`,
-  `planted`, `intrinsic`, `random_subspace`, `step_cost`, `since2021`, `llm`, `llm_runs`
-  (the capstone's fine-tunes, cached), `ddp` (`launcher`, `torchrun`, `rank`).
+  `planted`, `intrinsic`, `random_subspace`, `step_cost`, `since2021`, `since2021_cache` (its
+  scores, kept beside each run), `llm`, `llm_runs` (the capstone's fine-tunes, cached), `ddp`
+  (`launcher`, `torchrun`, `rank`).
 - `views`: figures and controls that take results and draw — `plots`, `widgets`.
 - `course`: what only a course needs — `notebook` (`setup_notebook`), `i18n` (the checkers'
   messages in English and Chinese), `exercises`, `assignments`, `figures`, `translation`,

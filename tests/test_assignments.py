@@ -221,6 +221,12 @@ def test_write_course_lays_out_one_assignment_per_master(tmp_path):
     config = (tmp_path / "course" / "nbgrader_config.py").read_text()
     assert "c.Execute.timeout = 120" in config and "c.CourseDirectory.course_id = 'lora_lab'" in config
     compile(config, "nbgrader_config.py", "exec")
+    from traitlets.config import Config
+
+    loaded = Config()
+    exec(compile(config, "nbgrader_config.py", "exec"), {"get_config": lambda: loaded})
+    # what nbgrader's Execute preprocessor reads: the per-cell timeout, and time for late outputs
+    assert loaded.Execute.timeout == 120 and loaded.Execute.iopub_timeout >= 30
     for master in MASTER_PATHS:
         copied = tmp_path / "course" / "source" / master.stem / master.name
         assert copied.read_bytes() == master.read_bytes()

@@ -138,6 +138,9 @@ c.CourseDirectory.course_id = {course_id!r}
 # one assignment per notebook: source/<notebook>/<notebook>.ipynb
 # per-cell timeout: {why}
 c.Execute.timeout = {timeout}
+# after a cell's reply, how long to wait for its last outputs: nbclient's 4 s default fails a cell
+# that printed after a long computation on a busy machine ("Timeout waiting for IOPub output")
+c.Execute.iopub_timeout = 60
 # the stubs nbgrader writes are the ones `python -m lora_lab student` writes
 c.ClearSolutions.code_stub = {{"python": "# YOUR CODE HERE\\nraise NotImplementedError()"}}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"

@@ -293,11 +293,14 @@ def test_untouched_release_scores_zero_and_runs_to_the_end(graded, master):
         for out in cell.outputs:
             if out.output_type == "error":
                 assert out.ename == "NotImplementedError", f"{out.ename}: {out.evalue}\n{cell.source}"
-            text = out.get("text", "")
-            if text.startswith("✗") and graded_cell:
-                assert "not done yet" in text, f"a check failed for another reason: {text}"
-            elif text.startswith("✗"):  # a mistake the master shows on purpose
-                assert any(o.get("text") == text for o in master_cell.get("outputs", [])), text
+        # the printed lines, whatever chunks the kernel sent them in (a busy machine splits a line)
+        shown = "".join(o.get("text", "") for o in master_cell.get("outputs", [])
+                        if o.output_type == "stream")
+        for line in "".join(o.text for o in cell.outputs if o.output_type == "stream").splitlines():
+            if line.startswith("✗") and graded_cell:
+                assert "not done yet" in line, f"a check failed for another reason: {line}"
+            elif line.startswith("✗"):  # a mistake the master shows on purpose
+                assert line in shown.splitlines(), line
 
 
 @pytest.mark.parametrize("master", PROBED, ids=ids(PROBED))

@@ -1,5 +1,6 @@
 """nbgrader grades honestly, with its own tools: generate_assignment, autograde (with its gradebook
-database) and generate_feedback, on a tiny fixture notebook and on every master.
+database) and generate_feedback, on every master (the rules on a tiny notebook:
+tests/test_nbgrader_fixture.py).
 
 Cost: autograde executes each submission once. Every master is executed twice (all solutions,
 and the untouched release, which also proves that Run All on a student copy reaches the end);
@@ -17,8 +18,6 @@ import ast
 import os
 import re
 import shutil
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -33,136 +32,16 @@ from lora_lab.course.assignments import (
     has_solution,
     run_seconds,
     slowest_cell,
-    student_version,
     write_course,
 )
-from lora_lab.course.exercises import NOT_DONE
 
 pytest.importorskip("nbgrader")  # in the test extra: this runs under make test
-from nbgrader.api import Gradebook  # noqa: E402
+from nbgrader_tools import auto_scores, code_points, finish, nbgrader, released, submit  # noqa: E402
 
-ENV = {"OMP_WAIT_POLICY": "PASSIVE", "LORA_LAB_OFFLINE": "1", "HF_HUB_OFFLINE": "1",
-       "TRANSFORMERS_OFFLINE": "1"}
 ONLY = [p for p in os.environ.get("LORA_LAB_GRADE", "").split(",") if p]
 MASTER_PATHS = [p for p in sorted(MASTERS.glob("*.ipynb")) if not ONLY or p.stem[:2] in ONLY]
 PROBED = [p for p in MASTER_PATHS if p.stem[:2] in ("02", "03", "05")]
 STUB = re.compile(r"^([ \t]+)raise NotImplementedError\(\)", re.MULTILINE)
-
-
-def nbgrader(root: Path, *args: str, wait: bool = True):
-    """Run one nbgrader command in the course folder `root` (where its nbgrader_config.py is)."""
-    cmd = [sys.executable, "-m", "nbgrader", *args, f"--CourseDirectory.root={root}"]
-    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"  # nbgrader runs alembic
-    proc = subprocess.Popen(cmd, cwd=root, env={**os.environ, **ENV, "PATH": path}, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    return finish(proc) if wait else proc
-
-
-def finish(proc) -> str:
-    out, _ = proc.communicate()  # no wall-clock limit here: nbgrader's per-cell timeout bounds a cell
-    assert proc.returncode == 0, out[-4000:]
-    return out
-
-
-def submit(root: Path, student: str, nb, name: str) -> None:
-    folder = root / "submitted" / student / Path(name).stem
-    folder.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, folder / name)
-
-
-def auto_scores(root: Path, student: str, assignment: str) -> dict[str, float]:
-    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
-        notebook = gb.find_submission_notebook(assignment, assignment, student)
-        return {g.name: g.auto_score for g in notebook.grades if g.cell.cell_type == "code"}
-
-
-def code_points(nb) -> dict[str, float]:
-    """grade_id -> points of every autograded (code) grade cell, in order."""
-    return {c.metadata.nbgrader["grade_id"]: float(c.metadata.nbgrader["points"]) for c in nb.cells
-            if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")}
-
-
-def released(root: Path, name: str):
-    return nbformat.read(root / "release" / Path(name).stem / name, as_version=4)
-
-
-# --- a tiny fixture notebook: every rule in seconds ----------------------------------------------
-
-GRADE = """# points: 4
-from lora_lab.course.exercises import Case, run_cases
-CASES = [Case("x=1", (1,), 2), Case("x=2", (2,), 4)]
-run_cases("double", double, CASES)
-### BEGIN HIDDEN TESTS
-run_cases("double", double, CASES, hidden=[Case("x=5", (5,), 10), Case("x=-3", (-3,), -6)])
-### END HIDDEN TESTS
-"""
-SOLUTION = "def double(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION\n"
-ANSWERS = {  # student -> (their solution cell, the points nbgrader must give)
-    "right": (SOLUTION, 4.0),
-    "noisy": ("import warnings\ndef double(x):\n    warnings.warn('noisy')\n    return 2 * x\n", 4.0),
-    "cheat": ("def double(x):\n    return {1: 2, 2: 4}[x]\n", 2.0),  # the visible cases only
-    "wrong": ("def double(x):\n    return 0\n", 0.0),
-    "blank": (None, 0.0),
-}
-
-
-def fixture_master():
-    from lora_lab.course.assignments import tag_nbgrader
-
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
-    nb.cells = [nbformat.v4.new_markdown_cell("# Double it"), nbformat.v4.new_code_cell(SOLUTION),
-                nbformat.v4.new_code_cell(GRADE), nbformat.v4.new_code_cell("print('after')")]
-    tag_nbgrader(nb, prefix="fx")
-    return nb
-
-
-@pytest.fixture(scope="module")
-def fixture_course(tmp_path_factory) -> Path:
-    masters = tmp_path_factory.mktemp("fixture_masters")
-    nbformat.write(fixture_master(), masters / "double.ipynb")
-    root = tmp_path_factory.mktemp("fixture_course")
-    write_course(root, source_dir=masters, timeout=60)
-    nbgrader(root, "generate_assignment", "double", "--force")
-    for student, (answer, _) in ANSWERS.items():
-        nb = released(root, "double.ipynb")
-        if answer is not None:
-            nb.cells[1].source = answer
-        submit(root, student, nb, "double.ipynb")
-    nbgrader(root, "autograde", "double")
-    return root
-
-
-@pytest.mark.parametrize("student", ANSWERS)
-def test_fixture_scores_what_the_answer_earns(fixture_course, student):
-    assert auto_scores(fixture_course, student, "double") == {"fx-cell-002": ANSWERS[student][1]}
-
-
-def test_fixture_release_hides_the_hidden_cases_and_the_feedback_shows_the_message(fixture_course):
-    grade = released(fixture_course, "double.ipynb").cells[2].source
-    assert "x=5" not in grade and "HIDDEN" not in grade and grade.startswith("# points: 4")
-    nbgrader(fixture_course, "generate_feedback", "double", "--student=cheat")
-    html = (fixture_course / "feedback" / "cheat" / "double" / "double.html").read_text()
-    assert "✗ double: hidden case x=5: your function raised KeyError: 5" in html
-
-
-def test_fixture_grade_cell_prints_one_line_and_displays_its_score(fixture_course):
-    graded = nbformat.read(fixture_course / "autograded" / "cheat" / "double" / "double.ipynb", as_version=4)
-    outputs = graded.cells[2].outputs
-    assert [o.output_type for o in outputs] == ["stream", "execute_result"]
-    assert outputs[0].name == "stdout" and outputs[1].data["text/plain"] == "2"
-    right = nbformat.read(fixture_course / "autograded" / "right" / "double" / "double.ipynb", as_version=4)
-    assert [o.output_type for o in right.cells[2].outputs] == ["stream"]
-
-
-def test_self_study_shows_one_line_and_run_all_reaches_the_end(monkeypatch):
-    from nbclient import NotebookClient
-
-    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
-    nb = student_version(fixture_master())
-    NotebookClient(nb, timeout=60, kernel_name="python3").execute()  # raises on any error
-    assert [o.get("text") for o in nb.cells[2].outputs] == [f"✗ double: {NOT_DONE}\n"]
-    assert nb.cells[3].outputs[0].text == "after\n"
 
 
 # --- every master --------------------------------------------------------------------------------

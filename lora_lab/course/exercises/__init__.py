@@ -95,7 +95,7 @@ def run_cases(name: str, fn: Callable, cases: Sequence[Case], mistakes: Sequence
     _check_cases(name, cases, hidden)
     total = len(cases) + len(hidden)
     if not callable(fn):
-        return _report(name, False, 0, total, t("expected a function, got {kind}", kind=type(fn).__name__),
+        return report(name, False, 0, total, t("expected a function, got {kind}", kind=type(fn).__name__),
                        show, len(hidden))
     passed, first = 0, None
     labelled = [(N_("case {label}: {problem}"), c) for c in cases] + \
@@ -107,7 +107,7 @@ def run_cases(name: str, fn: Callable, cases: Sequence[Case], mistakes: Sequence
         elif first is None:
             first = problem if is_not_done(problem) else t(where, label=case.label, problem=problem)
     detail = cases_passed(passed, total, len(hidden)) if first is None else first
-    return _report(name, first is None, passed, total, detail, show, len(hidden))
+    return report(name, first is None, passed, total, detail, show, len(hidden))
 
 
 def _check_cases(name, cases, hidden) -> None:
@@ -129,7 +129,7 @@ def combine(name: str, *results: CheckResult, show: bool = True) -> CheckResult:
     hidden = sum(r.hidden for r in results)
     failed = [r for r in results if not r.passed]
     detail = _detail(failed[0].message) if failed else cases_passed(cases, total, hidden)
-    return _report(name, not failed, cases, total, detail, show, hidden)
+    return report(name, not failed, cases, total, detail, show, hidden)
 
 
 def _run_one(fn, case: Case, mistakes, rtol, atol) -> str | None:
@@ -157,14 +157,14 @@ def check_value(name: str, answer, expected, mistakes: dict | None = None, rtol:
                 show: bool = True) -> CheckResult:
     """Check one number (or array) answer; `mistakes` maps known wrong values to hints."""
     if answer is None or answer is Ellipsis:
-        return _report(name, False, 0, 1, t(NOT_DONE), show)
+        return report(name, False, 0, 1, t(NOT_DONE), show)
     problem = compare(answer, expected, rtol=rtol, atol=0.0)
     if problem is not None:
         for wrong, hint in (mistakes or {}).items():
             if compare(answer, wrong, rtol=rtol, atol=0.0) is None:
                 problem = with_hint(problem, hint)
                 break
-    return _report(name, problem is None, int(problem is None), 1, problem or cases_passed(1, 1), show)
+    return report(name, problem is None, int(problem is None), 1, problem or cases_passed(1, 1), show)
 
 
 def raised(exc: Exception, who: str = N_("your function")) -> Msg:
@@ -204,7 +204,8 @@ def _detail(message) -> str:
     return message.split(": ", 1)[-1]
 
 
-def _report(name, passed, n, total, detail, show, hidden: int = 0) -> CheckResult:
+def report(name, passed, n, total, detail, show, hidden: int = 0) -> CheckResult:
+    """A checker's result: its one line (printed when `show`) and the cases it counted."""
     message = line(name, passed, detail)
     if show:
         print(message)

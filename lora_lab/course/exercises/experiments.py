@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lora_lab.course.exercises import Case, CheckResult, Mistake, _report, raised, run_cases
+from lora_lab.course.exercises import Case, CheckResult, Mistake, raised, report, run_cases
 from lora_lab.course.i18n import t
 from lora_lab.lora.layer import LoRALinear
 
@@ -150,7 +150,7 @@ def check_train_lora(fn, hidden: bool = False, show: bool = True) -> CheckResult
         except Exception as exc:  # the learner's code ran once already; never let it escape
             problem = raised(exc)
         if problem is not None:
-            return _report("train_lora", False, 0, result.total, problem, show, result.hidden)
+            return report("train_lora", False, 0, result.total, problem, show, result.hidden)
     if show:
         print(result.message)
     return result

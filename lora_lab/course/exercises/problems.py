@@ -7,7 +7,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lora_lab.course.exercises import NOT_DONE, CheckResult, cases_passed, grading, is_not_done, line, raised
+from lora_lab.course.exercises import (
+    NOT_DONE,
+    CheckResult,
+    cases_passed,
+    grading,
+    is_not_done,
+    raised,
+    report,
+)
 from lora_lab.course.i18n import as_msg, t
 
 
@@ -93,12 +101,6 @@ def _each_size(name, build_and_check, sizes, per, show, hidden, label) -> CheckR
             total = per * len(sizes)
             text = problem.text if is_not_done(problem.text) else \
                 t("{label}: {problem}", label=label(size), problem=problem.text)
-            return _result(name, False, cases + done, total, text, show, hidden)
-    return _result(name, True, cases, cases, cases_passed(cases, cases, hidden), show, hidden)
+            return report(name, False, cases + done, total, text, show, hidden)
+    return report(name, True, cases, cases, cases_passed(cases, cases, hidden), show, hidden)
 
-
-def _result(name, passed, cases, total, detail, show, hidden) -> CheckResult:
-    message = line(name, passed, detail)
-    if show:
-        print(message)
-    return CheckResult(name, passed, cases, total, message, hidden)

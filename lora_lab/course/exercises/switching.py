@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lora_lab.course.exercises import NOT_DONE, CheckResult, cases_passed, grading, is_not_done, line
+from lora_lab.course.exercises import NOT_DONE, CheckResult, cases_passed, grading, is_not_done, report
 from lora_lab.course.exercises.lora_module import Problem, _run
 from lora_lab.course.i18n import N_, as_msg, t
 from lora_lab.lora.layer import LoRALinear
@@ -209,15 +209,9 @@ def _over_sizes(name: str, per_size, sizes, per: int, show: bool, hidden: int) -
             where = N_("hidden {label}: {problem}") if i >= len(VISIBLE) else N_("{label}: {problem}")
             label = f"d_in={size[0]}, d_out={size[1]}, r={size[2]}, α={size[3]:g}"
             text = problem.text if is_not_done(problem.text) else t(where, label=label, problem=problem.text)
-            return _result(name, False, cases + getattr(problem, "passed", 0), total, text, show, hidden)
-    return _result(name, True, cases, total, cases_passed(cases, total, hidden), show, hidden)
+            return report(name, False, cases + getattr(problem, "passed", 0), total, text, show, hidden)
+    return report(name, True, cases, total, cases_passed(cases, total, hidden), show, hidden)
 
-
-def _result(name, passed, cases, total, detail, show, hidden) -> CheckResult:
-    message = line(name, passed, detail)
-    if show:
-        print(message)
-    return CheckResult(name, passed, cases, total, message, hidden)
 
 
 def check_unmerge(fn, show: bool = True, hidden: bool = False) -> CheckResult:
@@ -225,7 +219,7 @@ def check_unmerge(fn, show: bool = True, hidden: bool = False) -> CheckResult:
     the unmerged output back; on a layer that is not merged it must raise and change nothing.
     `hidden=True` also checks the grade cell's hidden sizes."""
     if not callable(fn):
-        return _result("unmerge", False, 0, UNMERGE_PROPERTIES,
+        return report("unmerge", False, 0, UNMERGE_PROPERTIES,
                        t("expected a function, got {kind}", kind=type(fn).__name__), show, 0)
     return _over_sizes("unmerge", lambda s, seed: _unmerge_size(fn, s, seed), VISIBLE + HIDDEN * hidden,
                        UNMERGE_PROPERTIES, show, UNMERGE_PROPERTIES * len(HIDDEN) if hidden else 0)
@@ -237,7 +231,7 @@ def check_serve_in_turn(fn, show: bool = True, hidden: bool = False) -> CheckRes
     unmerged output, each was computed merged, and the layer ends unmerged with W0 back.
     `hidden=True` also checks hidden sizes with more adapters."""
     if not callable(fn):
-        return _result("serve_in_turn", False, 0, SERVE_PROPERTIES,
+        return report("serve_in_turn", False, 0, SERVE_PROPERTIES,
                        t("expected a function, got {kind}", kind=type(fn).__name__), show, 0)
     return _over_sizes("serve_in_turn", lambda s, seed: _serve_size(fn, s, seed), VISIBLE + HIDDEN * hidden,
                        SERVE_PROPERTIES, show, SERVE_PROPERTIES * len(HIDDEN) if hidden else 0)

@@ -3,6 +3,11 @@
 Determinism: the model's new parameters and the batch order come from `seed`,
 `torch.use_deterministic_algorithms(True)` forbids nondeterministic kernels, and torch uses a
 fixed number of threads, so the same call gives bit-identical losses on the same install.
+
+Speed: `fit` trains on one thread (`FIT_THREADS`), then gives the caller back its thread count.
+The course's models are so small that a second thread only adds synchronisation: one adaptation
+run of the ViT took 1.5 s on one thread and 2.7 s on two, on an idle 2-core machine, using half
+the CPU time (`benchmarks/bench_threads.py` measures it side by side).
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from lora_lab._checks import check_int, check_positive
 
 #: Threads torch may use. Fixed, so float reductions split the same way on every machine.
 TORCH_THREADS = 2
+#: Threads `fit` trains on (fixed too): one is faster than two for models this small.
+FIT_THREADS = 1
 
 
 @dataclass
@@ -39,11 +46,11 @@ class History:
         return self.test_accuracy[-1] if self.test_accuracy else float("nan")
 
 
-def make_deterministic(seed: int = 0) -> None:
+def make_deterministic(seed: int = 0, threads: int = TORCH_THREADS) -> None:
     """Seed torch, forbid nondeterministic kernels and fix the thread count."""
     torch.manual_seed(check_int("seed", seed, low=0))
     torch.use_deterministic_algorithms(True)
-    torch.set_num_threads(TORCH_THREADS)
+    torch.set_num_threads(check_int("threads", threads, low=1))
 
 
 @torch.no_grad()
@@ -88,16 +95,27 @@ def _optimizer(model: nn.Module, lr: float, weight_decay: float,
 
 def fit(model: nn.Module, task, epochs: int = 10, lr: float = 1e-3, batch_size: int = 32,
         seed: int = 0, weight_decay: float = 0.0, cosine: bool = False,
-        lr_by_name: dict[str, float] | None = None, eval_every: int = 1) -> History:
+        lr_by_name: dict[str, float] | None = None, eval_every: int = 1,
+        threads: int = FIT_THREADS) -> History:
     """Train the parameters of `model` that require grad with AdamW on `task`; return the History.
 
     `task` has x_train, y_train, x_test, y_test (see `lora_lab.lab.data.Task`). `cosine` decays every
     learning rate to 0 along a half cosine; `lr_by_name` gives parameters whose name contains a
     key that key's rate (e.g. {"head.": 1e-2}). The test set is scored every `eval_every` epochs
-    and after the last.
+    and after the last. Training runs on `threads` torch threads; the caller's count is restored.
     """
     epochs, batch_size = check_int("epochs", epochs, low=1), check_int("batch_size", batch_size, low=1)
-    make_deterministic(seed)
+    before = torch.get_num_threads()
+    make_deterministic(seed, threads)
+    try:
+        return _fit(model, task, epochs, lr, batch_size, seed, weight_decay, cosine, lr_by_name,
+                    check_int("eval_every", eval_every, low=1))
+    finally:
+        torch.set_num_threads(before)
+
+
+def _fit(model, task, epochs, lr, batch_size, seed, weight_decay, cosine, lr_by_name,
+         eval_every) -> History:
     opt = _optimizer(model, lr, weight_decay, lr_by_name)
     total = epochs * math.ceil(len(task.x_train) / batch_size)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: _cosine(t, total) if cosine else 1.0)
@@ -105,7 +123,6 @@ def fit(model: nn.Module, task, epochs: int = 10, lr: float = 1e-3, batch_size: 
     history = History(trainable=sum(p.numel() for g in opt.param_groups for p in g["params"]))
     seconds = []
     model.train()
-    eval_every = check_int("eval_every", eval_every, low=1)
     for epoch in range(1, epochs + 1):
         for idx in _batches(len(task.x_train), batch_size, gen):
             start = time.perf_counter()

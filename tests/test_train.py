@@ -9,7 +9,15 @@ from lora_lab.lab.data import load_task
 from lora_lab.lab.models import TinyViT, ViTConfig
 from lora_lab.lab.random_subspace import SubspaceModel
 from lora_lab.lab.runs import RunSpec, cached_run, forget_runs, prepare, run
-from lora_lab.lab.train import _cosine, accuracy, fit, make_deterministic, optimizer_state_bytes
+from lora_lab.lab.train import (
+    FIT_THREADS,
+    TORCH_THREADS,
+    _cosine,
+    accuracy,
+    fit,
+    make_deterministic,
+    optimizer_state_bytes,
+)
 
 TINY = ViTConfig(d_model=16, n_blocks=1, n_heads=2, d_ff=32)
 
@@ -76,6 +84,26 @@ def test_optimizer_state_is_two_adam_moments_per_trained_parameter(task):
         assert optimizer_state_bytes(opt) == 0  # Adam allocates its moments at the first step
         _, history = _train(method, task)
         assert history.optimizer_state_bytes == 2 * 4 * history.trainable  # float32 m and v
+
+
+def test_fit_trains_on_its_threads_and_gives_the_callers_back(task, monkeypatch):
+    seen = []
+    monkeypatch.setattr(torch.optim.AdamW, "step", lambda self, *a, **k: seen.append(torch.get_num_threads()))
+    torch.set_num_threads(TORCH_THREADS)
+    fit(_base(), task, epochs=1, batch_size=32)
+    assert set(seen) == {FIT_THREADS} == {1} and torch.get_num_threads() == TORCH_THREADS
+    seen.clear()
+    fit(_base(), task, epochs=1, batch_size=32, threads=2)
+    assert set(seen) == {2} and torch.get_num_threads() == TORCH_THREADS
+    with pytest.raises(ValueError, match="threads must be an integer in"):
+        fit(_base(), task, threads=0)
+    assert torch.get_num_threads() == TORCH_THREADS  # restored after a refused call too
+
+
+def test_one_thread_and_two_train_alike_up_to_rounding(task):
+    one = fit(prepare(_base(), RunSpec(method="full")), task, epochs=1, batch_size=16, threads=1)
+    two = fit(prepare(_base(), RunSpec(method="full")), task, epochs=1, batch_size=16, threads=2)
+    assert one.losses == pytest.approx(two.losses, rel=1e-4)
 
 
 def test_fit_rejects_bad_arguments(task):

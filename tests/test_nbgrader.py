@@ -41,6 +41,7 @@ from nbgrader_tools import auto_scores, code_points, finish, nbgrader, released,
 ONLY = [p for p in os.environ.get("LORA_LAB_GRADE", "").split(",") if p]
 MASTER_PATHS = [p for p in sorted(MASTERS.glob("*.ipynb")) if not ONLY or p.stem[:2] in ONLY]
 PROBED = [p for p in MASTER_PATHS if p.stem[:2] in ("02", "03", "05")]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "nbgrader"
 STUB = re.compile(r"^([ \t]+)raise NotImplementedError\(\)", re.MULTILINE)
 
 
@@ -88,10 +89,12 @@ def work_units(masters) -> list[list[Path]]:
     return sorted(units, key=lambda unit: -sum(cost(m) for m in unit))
 
 
-def grade_in_lanes(roots: list[Path], units: list[list[Path]]) -> dict[Path, Path]:
+def grade_in_lanes(roots: list[Path], units: list[list[Path]], log: list | None = None) -> dict[Path, Path]:
     """Autograde every unit, one `nbgrader autograde <master>` at a time per course folder in
-    `roots`, each folder's lane taking the next unit when it is free. Returns master -> folder."""
+    `roots`, each folder's lane taking the next unit when it is free. Returns master -> folder;
+    appends (lane, master, start, seconds) to `log` for each autograde."""
     queue, root_of, errors, lock = list(units), {}, [], threading.Lock()
+    log, t0 = [] if log is None else log, time.perf_counter()
 
     def lane(root: Path) -> None:
         while True:
@@ -100,6 +103,7 @@ def grade_in_lanes(roots: list[Path], units: list[list[Path]]) -> dict[Path, Pat
                     return
                 unit = queue.pop(0)
             for master in unit:
+                start = time.perf_counter()
                 try:
                     nbgrader(root, "autograde", master.stem)
                 except Exception as error:  # re-raised below, in the test's thread
@@ -107,6 +111,7 @@ def grade_in_lanes(roots: list[Path], units: list[list[Path]]) -> dict[Path, Pat
                         errors.append(error)
                     return
                 root_of[master] = root
+                log.append((roots.index(root), master.stem, start - t0, time.perf_counter() - start))
 
     threads = [threading.Thread(target=lane, args=(root,)) for root in roots]
     for thread in threads:
@@ -140,11 +145,20 @@ def graded(tmp_path_factory) -> dict:
             if master in PROBED:
                 submit(root, "wrong", wrong_constants(release), master.name)
                 submit(root, "some", first_half_solved(nb, release)[0], master.name)
-    start = time.perf_counter()
-    root_of = grade_in_lanes(roots, work_units(MASTER_PATHS))
+    start, log = time.perf_counter(), []
+    root_of = grade_in_lanes(roots, work_units(MASTER_PATHS), log)
     seconds = time.perf_counter() - start
-    print(f"\nautograde: {seconds:.0f} s wall for {len(MASTER_PATHS)} masters, {len(PROBED)} probed")
+    write_lane_log(log, seconds)
     return {"root": root_of, "seconds": seconds}
+
+
+def write_lane_log(log: list, seconds: float) -> None:
+    """Where the grading time went, for whoever tunes it: test-artifacts/nbgrader/lanes.txt."""
+    lines = [f"autograde: {seconds:.0f} s wall for {len(MASTER_PATHS)} masters, {len(PROBED)} probed"]
+    lines += [f"lane {lane}  {stem:28s} from {at:6.0f} s  {took:6.0f} s" for lane, stem, at, took in
+              sorted(log, key=lambda row: (row[0], row[2]))]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "lanes.txt").write_text("\n".join(lines) + "\n")
 
 
 def ids(paths):

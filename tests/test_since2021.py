@@ -96,7 +96,8 @@ def test_best_matches_of_an_unchanged_matrix_are_one():
 def test_the_notebook_sweeps_share_the_default_runs_and_name_their_rules():
     sweeps = s21.sweeps()
     assert len(sweeps["full"]) == len(sweeps["LoRA r=4"]) == 15 and len(sweeps["LoRA r=64"]) == 9
-    assert sum(map(len, sweeps.values())) + len(s21.lora_plus_specs()) == 78
+    assert sum(map(len, sweeps.values())) + len(s21.lora_plus_specs()) == 72 + 12  # r=1 to 4e-2
+    assert max(s21.RANK_LRS[1]) == 4e-2 and max(s21.LORA_PLUS_LRS) == 1e-2  # each seed's best bracketed
     # every rank's grid holds the default rate, so the intruder cells read the sweeps' runs
     assert all(any(s.lr is None for s in sweeps[f"LoRA r={r}"]) for r in s21.RANKS)
     defaults = [s for s in sweeps["LoRA r=4"] if s.lr is None]

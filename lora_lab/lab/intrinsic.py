@@ -18,7 +18,6 @@ rewrites the entry atomically.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import warnings
@@ -31,6 +30,7 @@ from torch import Tensor
 
 from lora_lab._checks import check_int
 from lora_lab.lab.cache import atomic_path, cache_dir
+from lora_lab.lab.train import torch_threads
 
 N_IN, N_CLASSES = 64, 10
 #: Bump when the training code (`train_in_subspace` or anything it calls: the data split, the MLP,
@@ -58,17 +58,6 @@ def mlp(theta: Tensor, x: Tensor, hidden: int) -> Tensor:
     w1, b1, w2, b2 = torch.split(theta, (hidden * N_IN, hidden, N_CLASSES * hidden, N_CLASSES))
     h = torch.relu(x @ w1.view(hidden, N_IN).t() + b1)  # (n, hidden)
     return h @ w2.view(N_CLASSES, hidden).t() + b2  # (n, 10)
-
-
-@contextlib.contextmanager
-def _one_thread():
-    """These matrices are tiny: one thread is faster than two fighting over a busy CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _train(params: Tensor, loss_fn, steps: int, lr: float) -> Tensor:
@@ -116,7 +105,7 @@ def _train_in_subspace(d: int | None, hidden: int, steps: int, seed: int) -> flo
     x, y = data["train"]
     g = torch.Generator().manual_seed(seed)
     theta0 = torch.randn(D, generator=g) * 0.1
-    with _one_thread():
+    with torch_threads(1):  # tiny matrices: a second thread only adds synchronisation
         if d is None:
             theta = _train(theta0, lambda t: F.cross_entropy(mlp(t, x, hidden), y), steps, lr=0.01)
         else:

@@ -115,7 +115,7 @@ def file_sha256(path: Path) -> str:
 # ---- the committed base checkpoint -------------------------------------------------------------
 
 #: How the base model is pretrained on digits 0–4 (`pretrain()`); changing this changes the file.
-#: The base's pretraining: on two threads, as when the committed checkpoint was made (BASE_SHA256)
+#: On two threads, as when the committed checkpoint (BASE_SHA256) was made.
 PRETRAIN = {"epochs": 30, "lr": 2e-3, "batch_size": 32, "weight_decay": 0.05, "cosine": True, "seed": 0,
             "threads": 2}
 BASE_FILE = "base_vit.safetensors"

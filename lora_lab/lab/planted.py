@@ -8,13 +8,13 @@ With whitened inputs (XᵀX = N·I) the mean squared error of any update ΔW is 
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from lora_lab._checks import check_int, check_positive
+from lora_lab.lab.train import torch_threads
 from lora_lab.lora.layer import LoRALinear
 
 
@@ -53,19 +53,6 @@ def eckart_young_floor(task: PlantedTask, r: int) -> float:
     return float(task.sigma[r:].square().sum()) / task.delta.shape[0]
 
 
-@contextmanager
-def _one_thread():
-    """Tiny matrices: extra threads only add synchronisation (and stall on a busy machine)."""
-    before = torch.get_num_threads()
-    if before != 1:
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        if before != 1:
-            torch.set_num_threads(before)
-
-
 def _lora_on(task: PlantedTask, r: int, alpha: float, rslora: bool, seed: int) -> LoRALinear:
     torch.manual_seed(seed)
     d_out, d_in = task.W0.shape
@@ -80,7 +67,7 @@ def fit_lora(task: PlantedTask, r: int, alpha: float = 8.0, steps: int = 200, lr
     """Train a rank-r LoRA on the task with full-batch `torch.optim.Adam`; return it and the loss per step."""
     check_int("steps", steps, 1)
     check_positive("lr", lr)
-    with _one_thread():
+    with torch_threads(1):  # tiny matrices: a second thread only adds synchronisation
         layer = _lora_on(task, r, alpha, rslora, seed)
         opt = torch.optim.Adam([layer.lora_A, layer.lora_B], lr=lr)
         losses = []
@@ -96,7 +83,7 @@ def fit_lora(task: PlantedTask, r: int, alpha: float = 8.0, steps: int = 200, lr
 def rank_sweep(task: PlantedTask, ranks, **fit_kwargs) -> dict[int, float]:
     """Rank -> mean squared error after training a LoRA of that rank (see `fit_lora`)."""
     out = {}
-    with _one_thread():
+    with torch_threads(1):  # tiny matrices: a second thread only adds synchronisation
         for r in ranks:
             layer, _ = fit_lora(task, r, **fit_kwargs)
             with torch.no_grad():
@@ -114,7 +101,7 @@ def update_size(task: PlantedTask, ranks, rule: str, alpha: float = 8.0, steps: 
         raise ValueError(f"rule must be one of {list(SCALING_RULES)}, got {rule!r}")
     alpha_is_r, rslora = SCALING_RULES[rule]
     out = {}
-    with _one_thread():
+    with torch_threads(1):  # tiny matrices: a second thread only adds synchronisation
         for r in ranks:
             a = float(r) if alpha_is_r else alpha  # alpha = r makes alpha / r = 1: no scaling
             layer, _ = fit_lora(task, r, alpha=a, steps=steps, lr=lr, rslora=rslora, seed=seed)

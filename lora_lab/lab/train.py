@@ -4,10 +4,10 @@ Determinism: the model's new parameters and the batch order come from `seed`,
 `torch.use_deterministic_algorithms(True)` forbids nondeterministic kernels, and torch uses a
 fixed number of threads, so the same call gives bit-identical losses on the same install.
 
-Speed: `fit` trains on one thread (`FIT_THREADS`), then gives the caller back its thread count.
-The course's models are so small that a second thread only adds synchronisation: one adaptation
-run of the ViT took 1.5 s on one thread and 2.7 s on two, on an idle 2-core machine, using half
-the CPU time (`benchmarks/bench_threads.py` measures it side by side).
+Speed: `fit` trains on one thread (`FIT_THREADS`, inside `torch_threads`), then gives the caller
+back its thread count. The course's models are so small that a second thread only adds
+synchronisation: one adaptation run of the ViT is faster on one thread and uses less CPU time
+(`python -m benchmarks threads` times both side by side).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from __future__ import annotations
 import math
 import statistics
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -44,6 +46,20 @@ class History:
     def accuracy(self) -> float:
         """Test accuracy at the end of training."""
         return self.test_accuracy[-1] if self.test_accuracy else float("nan")
+
+
+@contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """torch on `threads` threads inside the block; the caller's count is restored after it (a
+    count that is already right is left alone: the sliders call this on every move)."""
+    threads, before = check_int("threads", threads, low=1), torch.get_num_threads()
+    if threads != before:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        if threads != before:
+            torch.set_num_threads(before)
 
 
 def make_deterministic(seed: int = 0, threads: int = TORCH_THREADS) -> None:
@@ -105,13 +121,10 @@ def fit(model: nn.Module, task, epochs: int = 10, lr: float = 1e-3, batch_size: 
     and after the last. Training runs on `threads` torch threads; the caller's count is restored.
     """
     epochs, batch_size = check_int("epochs", epochs, low=1), check_int("batch_size", batch_size, low=1)
-    before = torch.get_num_threads()
-    make_deterministic(seed, threads)
-    try:
-        return _fit(model, task, epochs, lr, batch_size, seed, weight_decay, cosine, lr_by_name,
-                    check_int("eval_every", eval_every, low=1))
-    finally:
-        torch.set_num_threads(before)
+    eval_every = check_int("eval_every", eval_every, low=1)
+    with torch_threads(threads):
+        make_deterministic(seed, threads)
+        return _fit(model, task, epochs, lr, batch_size, seed, weight_decay, cosine, lr_by_name, eval_every)
 
 
 def _fit(model, task, epochs, lr, batch_size, seed, weight_decay, cosine, lr_by_name,

@@ -72,8 +72,10 @@ def check_lr_ratio(fn, show: bool = True, hidden: bool = False) -> CheckResult:
     return run_cases("lr_ratio", fn, cases, mistakes, show=show, hidden=more)
 
 
-def _planted(seed, d_out=12, d_in=10, strength=40.0, n_new=1):
-    """W0 with a decaying spectrum; W = W0 + strong updates along directions W0 does not use."""
+def _planted(seed, d_out=12, d_in=10, strength=40.0, n_new=1, weak=0.0):
+    """W0 with a decaying spectrum; W = W0 + strong updates along directions W0 does not use, and
+    one of strength `weak` along the next unused direction (far below W0's top singular values: a
+    direction of ΔW, never of W's top k, so it tells W's singular vectors from ΔW's)."""
     rng = np.random.default_rng(seed)
     U, _ = np.linalg.qr(rng.normal(size=(d_out, d_out)))
     V, _ = np.linalg.qr(rng.normal(size=(d_in, d_in)))
@@ -82,6 +84,9 @@ def _planted(seed, d_out=12, d_in=10, strength=40.0, n_new=1):
     for j in range(n_new):
         v = rng.normal(size=d_in)
         W += strength / (j + 1) * np.outer(U[:, d_in + j], v / np.linalg.norm(v))
+    if weak:
+        v = rng.normal(size=d_in)
+        W += weak * np.outer(U[:, d_in + n_new], v / np.linalg.norm(v))
     return W0, W
 
 
@@ -95,10 +100,10 @@ def _count(W0, W, k, eps, left=True, absolute=True, delta=False, top=True, full=
 
 
 def _intruder_cases() -> list[Case]:
-    W0, W = _planted(0)
+    W0, W = _planted(0, weak=0.5)
     W0b, Wb = _planted(1, n_new=2)
     W0c, _ = _planted(2)
-    return [Case(t("one planted direction, k=5, ε=0.5"), (W0, W, 5, 0.5), len(intruders(W0, W, 5, 0.5))),
+    return [Case(t("one strong planted direction and a weak one, k=5, ε=0.5"), (W0, W, 5, 0.5), len(intruders(W0, W, 5, 0.5))),
             Case(t("two planted directions, k=5, ε=0.5"), (W0b, Wb, 5, 0.5), len(intruders(W0b, Wb, 5, 0.5))),
             Case(t("W = -W0 (same directions, signs flipped), k=5"), (W0c, -W0c, 5, 0.5), 0),
             Case(t("two planted, k=1, ε=0.9"), (W0b, Wb, 1, 0.9), len(intruders(W0b, Wb, 1, 0.9)))]

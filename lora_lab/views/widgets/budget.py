@@ -4,11 +4,10 @@ size and training-memory bars. A thin wrapper over `lora_lab.maths.budget.budget
 from __future__ import annotations
 
 import ipywidgets as widgets
-import matplotlib.pyplot as plt
-from IPython.display import display
 
 from lora_lab.maths import budget
 from lora_lab.views.plots.budget import plot_training_memory
+from lora_lab.views.widgets.output import show_figure
 
 
 def budget_readout(summary: dict) -> str:
@@ -46,12 +45,9 @@ def budget_widget(model: str = "GPT-3 175B", r: int = 4, precision: str = "fp16"
             return
         summary = budget.budget_summary(shape, slider.value, targets, precision)
         readout.value = budget_readout(summary)
-        with plot:
-            plot.clear_output(wait=True)
-            title = f"{shape.name} ({precision}, Adam)"
-            fig, _ = plot_training_memory(summary["full"], summary["lora"], title)
-            display(fig)
-            plt.close(fig)
+        title = f"{shape.name} ({precision}, Adam)"
+        fig, _ = plot_training_memory(summary["full"], summary["lora"], title)
+        show_figure(plot, fig, f"training memory: {title}")
 
     for control in (menu, slider, *checks.values()):
         control.observe(update, names="value")

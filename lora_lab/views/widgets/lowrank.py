@@ -6,14 +6,13 @@ and puts an image into an `Output`, so a browser test can see both change.
 
 from __future__ import annotations
 
-import base64
 import io
 
 import ipywidgets as W
-import matplotlib.pyplot as plt
 import numpy as np
 
 from lora_lab.maths.lowrank import LowRankImage, Reconstruction, load_photo, planted_errors, planted_low_rank
+from lora_lab.views.widgets.output import fig_png, show_image
 
 
 def photo_readout(view: Reconstruction) -> str:
@@ -29,12 +28,6 @@ def planted_readout(S: np.ndarray, r: int, rel_error: float, rel_to_signal: floa
             f"{rel_to_signal:.3f} · gap σ_{r}/σ_{r + 1} = {gap:.3g}")
 
 
-def _show_image(out: W.Output, data: bytes, mime: str, alt: str) -> None:
-    """Replace what `out` shows by one image (works in a kernel, in nbclient and in plain Python)."""
-    bundle = {mime: base64.b64encode(data).decode("ascii"), "text/plain": alt}
-    out.outputs = ({"output_type": "display_data", "data": bundle, "metadata": {}},)
-
-
 def _gray_jpeg(image: np.ndarray) -> bytes:
     """An 8-bit grayscale JPEG: less than half the bytes of a PNG of this photograph."""
     from PIL import Image  # Pillow comes with matplotlib
@@ -42,13 +35,6 @@ def _gray_jpeg(image: np.ndarray) -> bytes:
     buf = io.BytesIO()
     pixels = np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)  # (h, w) 8-bit gray
     Image.fromarray(pixels).save(buf, format="jpeg", quality=90)
-    return buf.getvalue()
-
-
-def _fig_png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=72, bbox_inches="tight")
-    plt.close(fig)
     return buf.getvalue()
 
 
@@ -69,7 +55,7 @@ def photo_rank_slider(photo=None, r: int = 20, max_rank: int = 200) -> W.VBox:
     def update(change=None) -> None:
         view = demo.at_rank(slider.value)
         readout.value = photo_readout(view)
-        _show_image(out, _gray_jpeg(view.image), "image/jpeg", f"rank-{view.r} reconstruction")
+        show_image(out, _gray_jpeg(view.image), "image/jpeg", f"rank-{view.r} reconstruction")
 
     slider.observe(update, names="value")
     update()
@@ -83,7 +69,7 @@ def _spectrum_png(S: np.ndarray, r: int) -> bytes:
 
     fig, _ = plot_spectrum(S, r=r, title="spectrum of the noisy matrix")
     fig.set_size_inches(5, 3)
-    return _fig_png(fig)
+    return fig_png(fig)
 
 
 def planted_rank_slider(m: int = 64, n: int = 48, rank: int = 4, seed: int = 0) -> W.VBox:
@@ -97,7 +83,7 @@ def planted_rank_slider(m: int = 64, n: int = 48, rank: int = 4, seed: int = 0) 
         M, signal = planted_low_rank(m, n, rank, noise=noise.value, seed=seed)
         S, rel, rel_signal = planted_errors(M, signal, r_slider.value)
         readout.value = planted_readout(S, r_slider.value, rel, rel_signal)
-        _show_image(out, _spectrum_png(S, r_slider.value), "image/png", "singular values")
+        show_image(out, _spectrum_png(S, r_slider.value), "image/png", "singular values")
 
     r_slider.observe(update, names="value")
     noise.observe(update, names="value")

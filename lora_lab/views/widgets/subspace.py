@@ -6,23 +6,11 @@ widget and a heatmap to an `Output`, so a browser test can see both change.
 
 from __future__ import annotations
 
-import base64
-import io
-
 import ipywidgets as W
-import matplotlib.pyplot as plt
 
 from lora_lab.lab.readouts import adapter_matrices
 from lora_lab.maths.subspace import phi_readout, subspace_similarity
-
-
-def _show_png(out: W.Output, fig) -> None:
-    """Replace what `out` shows by `fig` as a PNG (works in a kernel and in plain Python)."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=72, bbox_inches="tight")
-    plt.close(fig)
-    bundle = {"image/png": base64.b64encode(buf.getvalue()).decode("ascii"), "text/plain": "φ heatmap"}
-    out.outputs = ({"output_type": "display_data", "data": bundle, "metadata": {}},)
+from lora_lab.views.widgets.output import show_figure
 
 
 def _key_label(key: tuple[int, int]) -> str:
@@ -54,7 +42,7 @@ def subspace_picker(runs: dict, layer: int = 1, matrix: str = "q_proj", left=(8,
         readout.value = text
         fig, _ = plot_phi(phi, title=f"φ: {_key_label(a1.value)} vs {_key_label(a2.value)}")
         fig.set_size_inches(6, 2.2 if phi.shape[0] < 16 else 4)
-        _show_png(out, fig)
+        show_figure(out, fig, "φ heatmap")
 
     for control in (block, which, a1, a2):
         control.observe(update, names="value")

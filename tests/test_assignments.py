@@ -227,6 +227,10 @@ def test_write_course_lays_out_one_assignment_per_master(tmp_path):
     exec(compile(config, "nbgrader_config.py", "exec"), {"get_config": lambda: loaded})
     # what nbgrader's Execute preprocessor reads: the per-cell timeout, and time for late outputs
     assert loaded.Execute.timeout == 120 and loaded.Execute.iopub_timeout >= 30
+    # ... and nbgrader's own Execute takes every setting (a misspelt trait would only warn)
+    nbgrader_execute = pytest.importorskip("nbgrader.preprocessors").Execute(config=loaded)
+    assert (nbgrader_execute.timeout, nbgrader_execute.shutdown_kernel) == (120, "immediate")
+    assert set(loaded.Execute) <= set(nbgrader_execute.trait_names())
     for master in MASTER_PATHS:
         copied = tmp_path / "course" / "source" / master.stem / master.name
         assert copied.read_bytes() == master.read_bytes()

@@ -141,6 +141,9 @@ c.Execute.timeout = {timeout}
 # after a cell's reply, how long to wait for its last outputs: nbclient's 4 s default fails a cell
 # that printed after a long computation on a busy machine ("Timeout waiting for IOPub output")
 c.Execute.iopub_timeout = 60
+# a graded notebook's kernel is stopped at once when its last cell is done (nbclient's graceful
+# default waits about a second per submission for a kernel nothing needs any more)
+c.Execute.shutdown_kernel = "immediate"
 # the stubs nbgrader writes are the ones `python -m lora_lab student` writes
 c.ClearSolutions.code_stub = {{"python": "# YOUR CODE HERE\\nraise NotImplementedError()"}}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"

@@ -74,8 +74,7 @@ def check_lr_ratio(fn, show: bool = True, hidden: bool = False) -> CheckResult:
 
 def _planted(seed, d_out=12, d_in=10, strength=40.0, n_new=1, weak=0.0):
     """W0 with a decaying spectrum; W = W0 + strong updates along directions W0 does not use, and
-    one of strength `weak` along the next unused direction (far below W0's top singular values: a
-    direction of ΔW, never of W's top k, so it tells W's singular vectors from ΔW's)."""
+    one of strength `weak` along the next: in ΔW's top k, never in W's (it tells the two apart)."""
     rng = np.random.default_rng(seed)
     U, _ = np.linalg.qr(rng.normal(size=(d_out, d_out)))
     V, _ = np.linalg.qr(rng.normal(size=(d_in, d_in)))

@@ -12,7 +12,7 @@ floors below it (tests/test_layout.py reads the import graph and fails on an upw
 - `lab`: the experiments — `cache`, `data`, `models`, `train`, `runs`, `readouts`, `ablations`,
   `planted`, `intrinsic`, `random_subspace`, `step_cost`, `since2021`, `since2021_cache` (its
   scores, kept beside each run), `llm`, `llm_runs` (the capstone's fine-tunes, cached), `ddp`
-  (`launcher`, `torchrun`, `rank`).
+  (`launcher`, `torchrun`, `rank`, `cache`).
 - `views`: figures and controls that take results and draw — `plots`, `widgets`.
 - `course`: what only a course needs — `notebook` (`setup_notebook`), `i18n` (the checkers'
   messages in English and Chinese), `exercises`, `assignments`, `figures`, `translation`,

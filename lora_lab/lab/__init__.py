@@ -7,6 +7,6 @@ cache), `readouts` (what notebooks read from runs), `ablations`, `planted` (the 
 toy), `intrinsic` (intrinsic dimension of an MLP), `random_subspace` (training in a random
 subspace), `step_cost` (a step's FLOPs and saved bytes), `since2021` (notebook 12), `llm` (the
 capstone's SmolLM2), `ddp` (`launcher` starts the ranks through torchrun, `torchrun` builds its
-command line, `rank` is one rank).
+command line, `rank` is one rank, `cache` remembers a launch's results).
 Imports only `lora`, `maths` and `_checks`.
 """

@@ -99,10 +99,9 @@ def _count(W0, W, k, eps, left=True, absolute=True, delta=False, top=True, full=
 
 
 def _intruder_cases() -> list[Case]:
-    W0, W = _planted(0, weak=0.5)
-    W0b, Wb = _planted(1, n_new=2)
-    W0c, _ = _planted(2)
-    return [Case(t("one strong planted direction and a weak one, k=5, ε=0.5"), (W0, W, 5, 0.5), len(intruders(W0, W, 5, 0.5))),
+    (W0, W), (W0b, Wb), (W0c, _) = _planted(0, weak=0.5), _planted(1, n_new=2), _planted(2)
+    return [Case(t("one strong planted direction and a weak one, k=5, ε=0.5"), (W0, W, 5, 0.5),
+                 len(intruders(W0, W, 5, 0.5))),
             Case(t("two planted directions, k=5, ε=0.5"), (W0b, Wb, 5, 0.5), len(intruders(W0b, Wb, 5, 0.5))),
             Case(t("W = -W0 (same directions, signs flipped), k=5"), (W0c, -W0c, 5, 0.5), 0),
             Case(t("two planted, k=1, ε=0.9"), (W0b, Wb, 1, 0.9), len(intruders(W0b, Wb, 1, 0.9)))]

@@ -5,9 +5,10 @@ test every message it rendered is checked: each checker line holds CJK text, and
 an English sentence left outside its values (`untranslated`). `lang.en(text)` gives a message's
 English twin, so a test's English assertions hold in both languages.
 
-The templates each language reached are kept for the session; with `LORA_LAB_I18N_REACHED` set to
-a path, they are written beside it as JSON at the end, one file per process (`test_i18n` runs the
-exercise tests so and merges the files).
+The templates each language reached are kept for the session, per test file; when every exercise
+test ran and passed in this process, `test_i18n` reads them from here (`i18n_checks`). Otherwise
+it runs the exercise tests again apart, with `LORA_LAB_I18N_REACHED` set to a path: they are then
+written beside it as JSON at the end, one file per process, and merged.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import json
 import os
 
 import pytest
-from i18n_checks import CJK, skeleton, untranslated  # tests/ is on sys.path
+
+# tests/ is on sys.path
+from i18n_checks import CJK, EXERCISE_FILE, EXERCISE_RUN, REACHED_BY_FILE, skeleton, untranslated
 
 from lora_lab.course import i18n
 from lora_lab.course.exercises import LINE
@@ -27,12 +30,13 @@ REACHED: dict[str, set[str]] = {"en": set(), "zh": set()}
 class Lang:
     """What a test sees of the current language: its `code` and each message's English twin."""
 
-    def __init__(self, code: str):
-        self.code, self.seen = code, []
+    def __init__(self, code: str, file: str = ""):
+        self.code, self.seen, self.file = code, [], file
 
     def record(self, msg: i18n.Msg) -> None:
         self.seen.append(msg)
         REACHED[msg.lang].add(msg.template)
+        REACHED_BY_FILE.setdefault(self.file, {"en": set(), "zh": set()})[msg.lang].add(msg.template)
 
     def en(self, text: str) -> str:
         """The English of a message, or of printed lines (each found among the messages rendered)."""
@@ -57,7 +61,7 @@ class Lang:
 @pytest.fixture(params=["en", "zh"])
 def lang(request):
     """Run the test in English and in Chinese (strict catalogue); reset to English afterwards."""
-    state = Lang(request.param)
+    state = Lang(request.param, request.node.path.name)
     i18n.set_language(request.param)
     i18n.set_strict(True)
     i18n.missing.clear()
@@ -85,3 +89,19 @@ def pytest_collection_modifyitems(config, items):
     there, which reads the runs that grading 06 trains (first in its lane); run earlier, on an
     empty runs cache, it trained them a second time beside the lane. The order within a file is kept."""
     items.sort(key=lambda item: (item.path.name != "test_nbgrader.py", item.path.parent.name == "browser"))
+    EXERCISE_RUN["collected"] = {item.nodeid for item in items if EXERCISE_FILE.search(item.nodeid)}
+
+
+def pytest_deselected(items):
+    if any(EXERCISE_FILE.search(item.nodeid) for item in items):
+        EXERCISE_RUN["deselected"] = True
+
+
+def pytest_runtest_logreport(report):
+    """Which exercise tests passed in this process: tests/test_i18n.py reads the templates they
+    reached here instead of running them again, when all of them ran and passed here."""
+    if EXERCISE_FILE.search(report.nodeid):
+        if report.failed:  # in any phase: the lang fixture's Chinese checks run at teardown
+            EXERCISE_RUN["failed"].add(report.nodeid)
+        elif report.when == "call" and report.passed:
+            EXERCISE_RUN["passed"].add(report.nodeid)

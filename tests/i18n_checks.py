@@ -30,3 +30,27 @@ class _Blank:
 def untranslated(text: str) -> list[str]:
     """English word runs left in `text`, once code spans in backticks are taken out."""
     return SENTENCE.findall(re.sub(r"`[^`]*`", "", text))
+
+
+# ---- what the exercise tests reached in this process (filled by tests/conftest.py's hooks) ----------
+
+EXERCISE_FILE = re.compile(r"(?:^|/)test_exercises[^/]*\.py(?:::|$)")
+#: per test file, the templates each language rendered under the `lang` fixture
+REACHED_BY_FILE: dict[str, dict[str, set[str]]] = {}
+#: the exercise tests collected here, those that passed and failed here, and whether any was deselected
+EXERCISE_RUN: dict = {"collected": set(), "passed": set(), "failed": set(), "deselected": False}
+
+
+def exercise_templates_here(exercise_files: set[str]) -> dict[str, set[str]] | None:
+    """The templates the exercise tests rendered in this process, by language, when every one of
+    `exercise_files` (file names) was collected whole and every exercise test passed here before
+    now; else None (a subset ran, another worker ran some, or one failed: run them again apart)."""
+    run = EXERCISE_RUN
+    files = {nodeid.split("::")[0].rsplit("/", 1)[-1] for nodeid in run["collected"]}
+    if run["deselected"] or run["failed"] or files != exercise_files or not run["collected"] <= run["passed"]:
+        return None
+    got = {"en": set(), "zh": set()}
+    for name in exercise_files:
+        for lang, templates in REACHED_BY_FILE.get(name, {}).items():
+            got[lang] |= templates
+    return got

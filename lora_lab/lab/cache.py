@@ -6,7 +6,8 @@ The root is `$LORA_LAB_CACHE` if set, else `<repo>/.cache` in a source checkout,
 (the base checkpoint, only if the committed one is missing).
 
 Files are written atomically: into a temporary file in the same folder, then `os.replace`d
-onto the final name, so a killed kernel leaves the old entry or none, never half of one.
+onto the final name, so a killed kernel leaves the old entry or none, never half of one. Every
+entry is one safetensors file, written by `write_tensors` and read by `read_tensors`.
 """
 
 from __future__ import annotations
@@ -53,3 +54,21 @@ def atomic_path(path) -> Iterator[Path]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
+
+
+def write_tensors(path, tensors: dict, metadata: dict | None = None) -> None:
+    """Write `tensors` (name -> tensor) and `metadata` (str -> str) as one safetensors file at
+    `path`, atomically (`atomic_path`): the one way every cache entry of the course is written."""
+    from safetensors.torch import save_file
+
+    with atomic_path(path) as tmp:
+        save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+
+
+def read_tensors(path) -> tuple[dict, dict]:
+    """(metadata, tensors) of a safetensors file; a truncated or corrupt file raises (callers treat
+    that as a cache miss)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return f.metadata() or {}, {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118

@@ -29,7 +29,7 @@ from sklearn.datasets import load_digits
 from torch import Tensor
 
 from lora_lab._checks import check_int
-from lora_lab.lab.cache import atomic_path, cache_dir
+from lora_lab.lab.cache import cache_dir, read_tensors, write_tensors
 from lora_lab.lab.train import torch_threads
 
 N_IN, N_CLASSES = 64, 10
@@ -191,14 +191,12 @@ def entry_path(settings: dict) -> Path:
 
 def load_accuracy(settings: dict) -> float | None:
     """The cached accuracy of these arguments, or None (no entry; or, with a warning, a bad one)."""
-    from safetensors import safe_open
-
     path = entry_path(settings)
     if not path.exists():
         return None
     try:
-        with safe_open(str(path), framework="pt") as f:
-            meta, value = f.metadata() or {}, f.get_tensor("accuracy")
+        meta, tensors = read_tensors(path)
+        value = tensors["accuracy"]
         if meta.get("settings") != _canonical(settings) or value.dtype != torch.float64 or value.numel() != 1:
             raise ValueError("the entry holds another run")
         return float(value.item())
@@ -210,10 +208,7 @@ def load_accuracy(settings: dict) -> float | None:
 
 def save_accuracy(settings: dict, accuracy: float) -> Path:
     """Write `accuracy` as the entry of these arguments (a float64 scalar, atomically)."""
-    from safetensors.torch import save_file
-
     path = entry_path(settings)
-    with atomic_path(path) as tmp:
-        save_file({"accuracy": torch.tensor(float(accuracy), dtype=torch.float64)}, str(tmp),
-                  metadata={"settings": _canonical(settings)})
+    write_tensors(path, {"accuracy": torch.tensor(float(accuracy), dtype=torch.float64)},
+                  {"settings": _canonical(settings)})
     return path

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from lora_lab._checks import check_int, check_positive
-from lora_lab.lab.cache import atomic_path, cache_dir
+from lora_lab.lab.cache import cache_dir, read_tensors, write_tensors
 from lora_lab.lab.llm import train_lm
 
 #: Bump when `train_lm` changes what a given start produces: older entries are then ignored.
@@ -46,15 +46,11 @@ def _trainable(model: nn.Module) -> dict[str, nn.Parameter]:
 
 
 def _load(path, model: nn.Module) -> tuple[list[float], float] | None:
-    from safetensors import safe_open
-
     if not path.exists():
         return None
     params = _trainable(model)
     try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+        meta, tensors = read_tensors(path)
         if set(tensors) != set(params) or any(tensors[n].shape != p.shape for n, p in params.items()):
             return None
         losses, seconds = json.loads(meta["losses"]), float(meta["seconds"])
@@ -81,12 +77,8 @@ def cached_train_lm(model: nn.Module, blocks: Tensor, steps: int, batch_size: in
     found = _load(path, model)
     if found is not None:
         return found
-    from safetensors.torch import save_file
-
     start = time.perf_counter()
     losses = train_lm(model, blocks, **settings)
     seconds = time.perf_counter() - start
-    tensors = {n: p.detach().contiguous() for n, p in _trainable(model).items()}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"losses": json.dumps(losses), "seconds": repr(seconds)})
+    write_tensors(path, _trainable(model), {"losses": json.dumps(losses), "seconds": repr(seconds)})
     return losses, seconds

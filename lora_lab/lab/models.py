@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from lora_lab._checks import check_int
-from lora_lab.lab.cache import atomic_path, cache_dir
+from lora_lab.lab.cache import cache_dir, read_tensors, write_tensors
 from lora_lab.lora.attention import TransformerBlock
 from lora_lab.maths.nf4 import nf4_roundtrip
 
@@ -141,23 +141,15 @@ def pretrain(config: ViTConfig = ViTConfig()):
 
 
 def save_model(model: TinyViT, path: Path) -> None:
-    """Write the model's weights and its config as a safetensors file."""
-    from safetensors.torch import save_file
-
-    tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:  # a temporary file, then one rename
-        save_file(tensors, str(tmp), metadata={"config": json.dumps(asdict(model.config))})
+    """Write the model's weights and its config as a safetensors file (atomically)."""
+    write_tensors(path, model.state_dict(), {"config": json.dumps(asdict(model.config))})
 
 
 def load_model(path: Path) -> TinyViT:
     """A TinyViT rebuilt from a file written by `save_model`."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    with safe_open(str(path), framework="pt") as f:
-        config = ViTConfig(**json.loads(f.metadata()["config"]))
-    model = TinyViT(config)
-    model.load_state_dict(load_file(str(path)))
+    meta, tensors = read_tensors(path)
+    model = TinyViT(ViTConfig(**json.loads(meta["config"])))
+    model.load_state_dict(tensors)
     return model.eval()
 
 

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from lora_lab._checks import check_choice, check_int, check_positive
-from lora_lab.lab.cache import atomic_path, cache_dir
+from lora_lab.lab.cache import cache_dir, read_tensors, write_tensors
 from lora_lab.lab.data import ADAPT_TASK, PRETRAIN_TASK, TASKS, load_task
 from lora_lab.lab.models import base_model, checkpoint_path, file_sha256, new_head, quantize_body_nf4
 from lora_lab.lab.random_subspace import SubspaceModel
@@ -191,22 +191,12 @@ def run_path(spec: RunSpec):
 def save_run(run_: Run) -> None:
     """Write the run's trained tensors (LoRA's A, B, a DoRA magnitude, the head; every weight for
     full fine-tuning) and its history to the cache, atomically."""
-    from safetensors.torch import save_file
-
     h = run_.history
-    tensors = {n: p.detach().contiguous() for n, p in run_.model.named_parameters() if p.requires_grad}
+    tensors = {n: p for n, p in run_.model.named_parameters() if p.requires_grad}
     meta = {"spec": run_.spec.key(), "base_sha256": file_sha256(checkpoint_path()),
             **{k: json.dumps(getattr(h, k)) for k in ("losses", "test_accuracy", "eval_epochs",
                                                        "optimizer_state_bytes", "seconds_per_step")}}
-    with atomic_path(run_path(run_.spec)) as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
-
-
-def _read(path) -> tuple[dict, dict]:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        return f.metadata() or {}, {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    write_tensors(run_path(run_.spec), tensors, meta)
 
 
 def _load_run(spec: RunSpec) -> Run | None:
@@ -215,7 +205,7 @@ def _load_run(spec: RunSpec) -> Run | None:
     if not path.exists():
         return None
     try:
-        meta, tensors = _read(path)
+        meta, tensors = read_tensors(path)
         if meta.get("spec") != spec.key() or meta.get("base_sha256") != file_sha256(checkpoint_path()):
             return None
         model = prepare(base_model(), spec)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lora_lab.lab.cache import atomic_path
+from lora_lab.lab.cache import read_tensors, write_tensors
 from lora_lab.lab.models import checkpoint_path, file_sha256
 from lora_lab.lab.runs import RunSpec, run_path
 
@@ -55,15 +55,12 @@ def _stamp(spec: RunSpec, what: str) -> dict[str, str]:
 
 def load_values(spec: RunSpec, what: str) -> dict | None:
     """The stored values (name -> float, or an array for non-scalars), or None on a miss."""
-    from safetensors import safe_open
-
     spec, path = spec.checked(), values_path(spec, what)
     if not path.exists() or not run_path(spec).exists():
         return None
     try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k).numpy() for k in f.keys()}  # noqa: SIM118
+        meta, tensors = read_tensors(path)
+        tensors = {k: t.numpy() for k, t in tensors.items()}
     except Exception as error:  # truncated or corrupt: recompute and rewrite it
         warnings.warn(f"unreadable cached values {path.name} ({type(error).__name__}): recomputing them",
                       stacklevel=3)
@@ -75,15 +72,11 @@ def load_values(spec: RunSpec, what: str) -> dict | None:
 
 def save_values(spec: RunSpec, what: str, values: dict) -> None:
     """Write `values` (name -> number or array) as float64 tensors next to the run's file, atomically."""
-    from safetensors.torch import save_file
-
     spec = spec.checked()
     if not isinstance(values, dict) or not values:
         raise ValueError(f"values must be a non-empty dict of numbers or arrays, got {values!r}")
-    tensors = {str(k): torch.as_tensor(np.asarray(v, dtype=np.float64)).contiguous()
-               for k, v in values.items()}
-    with atomic_path(values_path(spec, what)) as tmp:
-        save_file(tensors, str(tmp), metadata=_stamp(spec, what))
+    tensors = {str(k): torch.as_tensor(np.asarray(v, dtype=np.float64)) for k, v in values.items()}
+    write_tensors(values_path(spec, what), tensors, _stamp(spec, what))
 
 
 def cached_values(spec: RunSpec, what: str, compute: Callable[[], dict]) -> dict:

@@ -19,7 +19,7 @@ import json
 import os
 import warnings
 
-from lora_lab.lab.cache import atomic_path, cache_dir
+from lora_lab.lab.cache import cache_dir, read_tensors, write_tensors
 from lora_lab.lab.ddp.launcher import DistResult, _config, launch_all
 from lora_lab.lab.ddp.rank import FAULT_ENV
 from lora_lab.lab.models import checkpoint_path, file_sha256
@@ -46,41 +46,36 @@ def launch_path(**settings):
 
 
 def _save(path, results: list) -> None:
-    from safetensors.torch import save_file
-
     tensors, meta = {}, []
     for i, res in enumerate(results):
         for k, state in enumerate(res.states):
-            tensors.update({f"{i}/states/{k}/{n}": t.detach().clone().contiguous() for n, t in state.items()})
-        tensors.update({f"{i}/first_step_state/{n}": t.detach().clone().contiguous()
-                        for n, t in res.first_step_state.items()})
+            tensors.update({f"{i}/states/{k}/{n}": t.clone() for n, t in state.items()})
+        tensors.update({f"{i}/first_step_state/{n}": t for n, t in res.first_step_state.items()})
         meta.append({f.name: getattr(res, f.name) for f in dataclasses.fields(res) if f.name not in _TENSORS})
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"results": json.dumps(meta)})
+    write_tensors(path, tensors, {"results": json.dumps(meta)})  # clone: ranks' states may share tensors
 
 
 def _load(path) -> list | None:
-    from safetensors import safe_open
-
     if not path.exists():
         return None
     try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = json.loads((f.metadata() or {})["results"])
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
-        results = []
-        for i, fields in enumerate(meta):
-            states = [{} for _ in range(fields["world_size"])]
-            first = {}
-            for key, tensor in tensors.items():
-                index, kind, *rest = key.split("/", 3)
-                if int(index) == i and kind == "states":
-                    states[int(rest[0])][rest[1]] = tensor
-                elif int(index) == i and kind == "first_step_state":
-                    first[rest[0]] = tensor
-            results.append(DistResult(**fields, states=states, first_step_state=first))
-        if not results or any(not state for res in results for state in res.states):
+        meta, tensors = read_tensors(path)
+        fields = json.loads(meta["results"])
+        states = [[{} for _ in range(f["world_size"])] for f in fields]
+        firsts = [{} for _ in fields]
+        for key, tensor in tensors.items():  # "i/states/k/name" or "i/first_step_state/name"
+            i, kind, rest = key.split("/", 2)
+            if kind == "states":
+                k, name = rest.split("/", 1)
+                states[int(i)][int(k)][name] = tensor
+            elif kind == "first_step_state":
+                firsts[int(i)][rest] = tensor
+            else:
+                raise ValueError(f"an unknown tensor {key!r}")
+        if not fields or not all(all(rank) for rank in states):
             raise ValueError("an entry without every rank's tensors")
+        results = [DistResult(**f, states=s, first_step_state=first)
+                   for f, s, first in zip(fields, states, firsts, strict=True)]
     except Exception as error:  # a truncated or corrupt file (a kernel killed mid-save): a miss
         warnings.warn(f"unreadable cached DDP launch {path.name} ({type(error).__name__}): launching again",
                       stacklevel=3)

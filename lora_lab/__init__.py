@@ -4,6 +4,8 @@ Notebooks teach and show; this package computes. One floor per layer, each impor
 floors below it (tests/test_layout.py reads the import graph and fails on an upward import):
 
 - `_checks`: argument checks and their messages, shared by every floor.
+- `_kernels`: caps torch's CPU kernels at AVX2 before torch is imported, so that an AVX-512
+  machine computes the stored outputs bit for bit as an AVX2 machine does.
 - `maths`: NumPy and arithmetic — `lowrank`, `subspace`, `shapes`, `budget`, `variant_budget`,
   `scale`, `nf4`, `paper` (the paper's reported tables, as data), `intruders` (intruder
   dimensions), `sweep` (the best rate of a sweep).
@@ -20,7 +22,11 @@ floors below it (tests/test_layout.py reads the import graph and fails on an upw
   `__main__`).
 """
 
-from lora_lab.course.notebook import setup_notebook
+from lora_lab import _kernels
+
+_kernels.pin()  # before anything imports torch
+
+from lora_lab.course.notebook import setup_notebook  # noqa: E402
 
 __all__ = ["setup_notebook"]
 __version__ = "0.1.0"

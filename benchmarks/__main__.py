@@ -1,6 +1,7 @@
 """`make bench`: every benchmark of the course, one after the other, printing ratios.
 
-    python -m benchmarks                 layers, sliders, threads, φ, notebooks (capstone apart), GPU if any
+    python -m benchmarks                 layers, sliders, threads, kernels, φ, notebooks (capstone
+                                         apart), GPU if any
     python -m benchmarks layers sliders  only some of them
     BENCH_CAPSTONE=1 python -m benchmarks notebooks   also time the capstone (adds ≈ 3 min)
 """
@@ -13,9 +14,10 @@ from datetime import date
 
 import torch
 
-from benchmarks import bench_gpu, bench_layers, bench_notebooks, bench_sliders, bench_threads
+from benchmarks import bench_gpu, bench_kernels, bench_layers, bench_notebooks, bench_sliders, bench_threads
 
 SUITES = {"layers": bench_layers.main, "sliders": bench_sliders.main, "threads": bench_threads.main,
+          "kernels": bench_kernels.main,
           "notebooks": bench_notebooks.main, "gpu": lambda: bench_gpu.main([])}
 
 

@@ -9,7 +9,8 @@ printed otherwise on an AVX2 machine than on the AVX-512 machine that recorded t
 an AVX-512 machine compute what an AVX2 machine computes.
 
 `pin()` runs when `lora_lab` is first imported, before torch is, and only sets a variable that is
-not set already: `ATEN_CPU_CAPABILITY=default` (or any value you set) keeps your choice. It caps
+not set already: `ATEN_CPU_CAPABILITY=default` (or any value you set) keeps your choice, and
+`LORA_LAB_NATIVE_KERNELS=1` leaves all three to torch (`make bench`'s `kernels` compares). It caps
 ATen only on a CPU that reports AVX2 (ATen runs the kernel it is told to, even one the CPU lacks);
 MKL's and oneDNN's settings are upper bounds, harmless anywhere. Once torch is imported the
 choice is made: a process that imported torch before `lora_lab` keeps torch's own.
@@ -37,7 +38,8 @@ def has_avx2(cpuinfo: str | None = None) -> bool:
 
 def pin(environ=os.environ, machine: str | None = None, avx2: bool | None = None) -> dict:
     """Set the kernel caps in `environ` where they are unset; returns the ones it set."""
-    if (machine or platform.machine()).lower() not in ("x86_64", "amd64"):
+    if environ.get("LORA_LAB_NATIVE_KERNELS") or (machine or platform.machine()).lower() not in (
+            "x86_64", "amd64"):
         return {}
     wanted = dict(PINNED)
     if not (has_avx2() if avx2 is None else avx2):

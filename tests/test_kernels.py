@@ -39,13 +39,19 @@ def test_pin_never_asks_aten_for_avx2_on_a_cpu_without_it():
     assert env == {"MKL_ENABLE_INSTRUCTIONS": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"}  # upper bounds
 
 
+def test_native_kernels_opt_out_sets_nothing():
+    env = {"LORA_LAB_NATIVE_KERNELS": "1"}
+    assert _kernels.pin(env, machine="x86_64", avx2=True) == {} and env == {"LORA_LAB_NATIVE_KERNELS": "1"}
+
+
 def test_pin_does_nothing_off_x86():
     env = {}
     assert _kernels.pin(env, machine="arm64", avx2=False) == {} and env == {}
 
 
 def _capability(env_extra: dict, code: str) -> str:
-    env = {k: v for k, v in os.environ.items() if k not in _kernels.PINNED} | env_extra
+    env = {k: v for k, v in os.environ.items()
+           if k not in {*_kernels.PINNED, "LORA_LAB_NATIVE_KERNELS"}} | env_extra
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True)
     return out.stdout.strip()
@@ -59,3 +65,5 @@ def test_importing_lora_lab_makes_torch_choose_avx2_and_a_user_setting_wins():
     # torch decides at its first kernel, so importing torch first is still in time
     assert _capability({}, f"import torch; import lora_lab; {ask}") == "AVX2"
     assert _capability({"ATEN_CPU_CAPABILITY": "default"}, f"import lora_lab; {ask}") == "DEFAULT"
+    native = _capability({}, ask)
+    assert _capability({"LORA_LAB_NATIVE_KERNELS": "1"}, f"import lora_lab; {ask}") == native

@@ -2,12 +2,12 @@
 choice (`LORA_LAB_NATIVE_KERNELS=1`): what reproducible outputs cost on a CPU with more than AVX2.
 
 torch chooses its kernels once per process, so each measurement is a child process: one ViT
-adaptation run (`lab.runs`, LoRA q,v r = 4, 5 epochs, one thread, as `fit` trains; the faster of
-two after an untimed one) and 3 training
-steps of the capstone's SmolLM2 with LoRA on W_q, W_v (2 threads, batch 4 × 128 tokens), after
-one untimed step (the model from `.cache/llm/`, which `make bench`'s install prepares). Rounds
-alternate the order; the table gives medians and the ratio capped / native. On a CPU whose best
-is AVX2 both run the same kernels (ratio ≈ 1). The goal: at most 1.10×."""
+adaptation run (`bench_threads.train_once` on one thread, as `fit` trains: the faster of two
+after an untimed one) and 3 training steps of the capstone's SmolLM2 with LoRA on W_q, W_v (2
+threads, batch 4 × 128 tokens) after one untimed step (the model from `.cache/llm/`, which
+`make bench`'s install prepares). Rounds alternate the order; the table gives medians and the
+ratio capped / native. On a CPU whose best is AVX2 both run the same kernels (ratio ≈ 1). The
+goal: at most 1.10×."""
 
 from __future__ import annotations
 
@@ -16,27 +16,20 @@ import os
 import statistics
 import subprocess
 import sys
+from pathlib import Path
 
 from benchmarks.common import print_table
+from lora_lab import _kernels
+
+ROOT = Path(__file__).resolve().parent.parent
 
 CHILD = r"""
 import json, time
 import lora_lab, torch
-from lora_lab.lab.data import load_task
-from lora_lab.lab.models import base_model
-from lora_lab.lab.runs import RunSpec, fit_options, prepare
-from lora_lab.lab.train import fit
+from benchmarks.bench_threads import train_once
 out = {"capability": torch.backends.cpu.get_cpu_capability()}
-spec = RunSpec()
-task = load_task(spec.task)
-fit(prepare(base_model(), spec), task, **fit_options(spec))  # warm-up: data, checkpoint, kernels
-times = []
-for _ in range(2):
-    model = prepare(base_model(), spec)
-    start = time.perf_counter()
-    fit(model, task, **fit_options(spec))
-    times.append(time.perf_counter() - start)
-out["vit"] = min(times)
+train_once(1)  # warm-up: data, checkpoint, kernels
+out["vit"] = min(train_once(1)[0] for _ in range(2))
 from lora_lab.lab import llm
 from lora_lab.lora.inject import add_lora
 torch.set_num_threads(2)
@@ -52,10 +45,10 @@ print(json.dumps(out))
 
 
 def _child(native: bool) -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "ONEDNN_MAX_CPU_ISA")}
+    env = {k: v for k, v in os.environ.items() if k not in _kernels.PINNED}
     env["LORA_LAB_NATIVE_KERNELS"] = "1" if native else ""
-    done = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True, check=True)
+    done = subprocess.run([sys.executable, "-c", CHILD], env=env, cwd=ROOT, capture_output=True, text=True,
+                          check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

@@ -18,7 +18,8 @@ from lora_lab.lab.runs import RunSpec, fit_options, prepare
 from lora_lab.lab.train import fit
 
 
-def _train(threads: int) -> tuple[float, float]:
+def train_once(threads: int) -> tuple[float, float]:
+    """One ViT adaptation run on `threads` torch threads: (wall seconds, this process's CPU seconds)."""
     spec = RunSpec()
     model = prepare(base_model(), spec)
     wall, cpu = time.perf_counter(), time.process_time()
@@ -27,11 +28,11 @@ def _train(threads: int) -> tuple[float, float]:
 
 
 def main(rounds: int = 5) -> None:
-    _train(1), _train(2)  # warm-up: data, base checkpoint, kernels
+    train_once(1), train_once(2)  # warm-up: data, base checkpoint, kernels
     samples = {1: [], 2: []}
     for i in range(rounds):
         for threads in ((1, 2) if i % 2 == 0 else (2, 1)):
-            samples[threads].append(_train(threads))
+            samples[threads].append(train_once(threads))
     wall = {t: statistics.median(w for w, _ in s) for t, s in samples.items()}
     cpu = {t: statistics.median(c for _, c in s) for t, s in samples.items()}
     rows = [(f"{t} thread{'s' if t > 1 else ''}", f"{wall[t]:.2f}", f"{wall[t] / wall[1]:.2f}×",
